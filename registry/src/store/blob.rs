@@ -1,0 +1,162 @@
+//! Verify-then-rename blob writes: nothing appears under a digest it has not proven.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, DigestHasher};
+use crate::error::{Error, IoContext, Result};
+use crate::store::Store;
+
+/// Writes a blob into `<root>/ingest`, hashing as it goes. [`BlobWriter::commit`] verifies the
+/// digest and size, fsyncs, and renames into `blobs/`. Dropping an uncommitted writer deletes
+/// the partial file, and a crash leaves it only in `ingest/`, which is never read as content.
+pub struct BlobWriter {
+    file: io::BufWriter<tempfile::NamedTempFile>,
+    hasher: DigestHasher,
+    store: Store,
+}
+
+impl BlobWriter {
+    pub(crate) fn new(store: &Store) -> Result<Self> {
+        let ingest = store.root().join("ingest");
+        let tmp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&ingest)
+            .at(&ingest)?;
+        Ok(BlobWriter {
+            file: io::BufWriter::with_capacity(1 << 20, tmp),
+            hasher: DigestHasher::sha256(),
+            store: store.clone(),
+        })
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    /// Finishes the blob. With `expected`, a digest or size mismatch is an error and nothing is
+    /// stored. Returns the proven digest and size.
+    pub fn commit(self, expected: Option<(&Digest, u64)>) -> Result<(Digest, u64)> {
+        let size = self.hasher.len();
+        let digest = self.hasher.finish();
+        if let Some((want, want_size)) = expected {
+            if want != &digest {
+                return Err(Error::DigestMismatch {
+                    what: "blob".to_string(),
+                    expected: want.clone(),
+                    actual: digest,
+                });
+            }
+            if want_size != size {
+                return Err(Error::SizeMismatch {
+                    digest,
+                    expected: want_size,
+                    actual: size,
+                });
+            }
+        }
+        let ingest = self.store.root().join("ingest");
+        let tmp = self
+            .file
+            .into_inner()
+            .map_err(|e| Error::io(&ingest, e.into_error()))?;
+        let dest = self.store.blob_path(&digest);
+        if dest.is_file() {
+            // Same content already proven; the temp file is dropped.
+            return Ok((digest, size));
+        }
+        tmp.as_file().sync_all().at(tmp.path())?;
+        tmp.persist(&dest)
+            .map_err(|e| Error::io(dest.clone(), e.error))?;
+        sync_dir(dest.parent().expect("blob path has a parent"))?;
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)?;
+        self.hasher.update(buf);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Writes a small file atomically: temp file in the same dir, fsync, rename, fsync dir.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .at(dir)?;
+    tmp.write_all(data).at(tmp.path().to_path_buf())?;
+    tmp.as_file().sync_all().at(tmp.path().to_path_buf())?;
+    tmp.persist(path)
+        .map_err(|e| Error::io(path.to_path_buf(), e.error))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .at(PathBuf::from(dir))
+}
+
+/// Removes leftovers of interrupted writes (called with the store lock held).
+pub(crate) fn clean_ingest(store: &Store) -> Result<()> {
+    let ingest = store.root().join("ingest");
+    for entry in fs::read_dir(&ingest).at(&ingest)? {
+        let entry = entry.at(&ingest)?;
+        let _ = fs::remove_file(entry.path());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_blob_is_readable_under_its_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = store.put_blob(b"hello").unwrap();
+        assert_eq!(store.read_blob(&d).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn mismatched_digest_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(b"evil").unwrap();
+        let claimed = Digest::of(b"good");
+        assert!(w.commit(Some((&claimed, 4))).is_err());
+        assert!(!store.has_blob(&claimed));
+        assert!(!store.has_blob(&Digest::of(b"evil")));
+        assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn corrupt_blob_is_detected_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = store.put_blob(b"hello").unwrap();
+        fs::write(store.blob_path(&d), b"hellp").unwrap();
+        assert!(matches!(
+            store.read_blob(&d),
+            Err(Error::DigestMismatch { .. })
+        ));
+    }
+}
