@@ -5,3 +5,4 @@
 //! [`exec`] runs steps and never parses.
 
 pub mod dockerfile;
+pub mod plan;
