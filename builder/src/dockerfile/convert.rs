@@ -11,7 +11,9 @@ use super::flags::{FlagType, Flags};
 use super::heredoc::parse_marker;
 use super::instruction::*;
 use super::mount::Mount;
-use super::words::{parse_json_array, parse_words, split_first, split_whitespace, split_command, MaybeJson};
+use super::words::{
+    parse_json_array, parse_words, split_command, split_first, split_whitespace, MaybeJson,
+};
 
 type Result<T> = std::result::Result<T, ParseErrorKind>;
 
@@ -47,13 +49,21 @@ pub(crate) fn convert(line: &str, heredocs: &[Heredoc], escape: char) -> Result<
             no_flags()?;
             match json {
                 MaybeJson::Exec(args) if args.is_empty() => {
-                    return Err(ParseErrorKind::AtLeastOneArgument { instruction: "SHELL" })
+                    return Err(ParseErrorKind::AtLeastOneArgument {
+                        instruction: "SHELL",
+                    })
                 }
                 MaybeJson::Exec(args) => InstructionKind::Shell(args),
                 MaybeJson::NotJson if rest.is_empty() => {
-                    return Err(ParseErrorKind::AtLeastOneArgument { instruction: "SHELL" })
+                    return Err(ParseErrorKind::AtLeastOneArgument {
+                        instruction: "SHELL",
+                    })
                 }
-                MaybeJson::NotJson => return Err(ParseErrorKind::NotJson { instruction: "SHELL" }),
+                MaybeJson::NotJson => {
+                    return Err(ParseErrorKind::NotJson {
+                        instruction: "SHELL",
+                    })
+                }
             }
         }
         "env" => {
@@ -73,7 +83,9 @@ pub(crate) fn convert(line: &str, heredocs: &[Heredoc], escape: char) -> Result<
         "expose" => {
             let mut ports = split_whitespace(&rest);
             if ports.is_empty() {
-                return Err(ParseErrorKind::AtLeastOneArgument { instruction: "EXPOSE" });
+                return Err(ParseErrorKind::AtLeastOneArgument {
+                    instruction: "EXPOSE",
+                });
             }
             no_flags()?;
             ports.sort();
@@ -82,10 +94,15 @@ pub(crate) fn convert(line: &str, heredocs: &[Heredoc], escape: char) -> Result<
         "volume" => {
             let (args, _) = json_or_list(&rest)?;
             if args.is_empty() {
-                return Err(ParseErrorKind::AtLeastOneArgument { instruction: "VOLUME" });
+                return Err(ParseErrorKind::AtLeastOneArgument {
+                    instruction: "VOLUME",
+                });
             }
             no_flags()?;
-            let volumes = args.iter().map(|v| v.trim().to_string()).collect::<Vec<_>>();
+            let volumes = args
+                .iter()
+                .map(|v| v.trim().to_string())
+                .collect::<Vec<_>>();
             if volumes.iter().any(String::is_empty) {
                 return Err(ParseErrorKind::EmptyVolume);
             }
@@ -100,8 +117,14 @@ pub(crate) fn convert(line: &str, heredocs: &[Heredoc], escape: char) -> Result<
             for word in words {
                 let def = match word.split_once('=') {
                     Some(("", _)) => return Err(ParseErrorKind::BlankName { instruction: "ARG" }),
-                    Some((k, v)) => ArgDef { name: k.to_string(), default: Some(v.to_string()) },
-                    None => ArgDef { name: word, default: None },
+                    Some((k, v)) => ArgDef {
+                        name: k.to_string(),
+                        default: Some(v.to_string()),
+                    },
+                    None => ArgDef {
+                        name: word,
+                        default: None,
+                    },
                 };
                 args.push(def);
             }
@@ -173,14 +196,20 @@ fn name_values(rest: &str, instruction: &'static str, escape: char) -> Result<Ve
         if value.is_empty() {
             return Err(ParseErrorKind::MustHaveTwoArguments { instruction });
         }
-        return Ok(vec![KeyValue { key: key.to_string(), value: value.to_string() }]);
+        return Ok(vec![KeyValue {
+            key: key.to_string(),
+            value: value.to_string(),
+        }]);
     }
     let mut pairs = Vec::new();
     for word in &words {
         let Some((key, value)) = word.split_once('=') else {
             return Err(ParseErrorKind::MissingEquals { word: word.clone() });
         };
-        pairs.push(KeyValue { key: key.to_string(), value: value.to_string() });
+        pairs.push(KeyValue {
+            key: key.to_string(),
+            value: value.to_string(),
+        });
     }
     if pairs.iter().any(|p| p.key.is_empty()) {
         return Err(ParseErrorKind::BlankName { instruction });
@@ -206,15 +235,27 @@ fn convert_run(flags: &[String], rest: &str, heredocs: &[Heredoc]) -> Result<Ins
         Some("default") => Some(NetworkMode::Default),
         Some("none") => Some(NetworkMode::None),
         Some("host") => Some(NetworkMode::Host),
-        Some(other) => return Err(ParseErrorKind::NetworkMode { value: other.to_string() }),
+        Some(other) => {
+            return Err(ParseErrorKind::NetworkMode {
+                value: other.to_string(),
+            })
+        }
     };
     let security = match f.string("security").as_deref() {
         None => None,
         Some("insecure") => Some(SecurityMode::Insecure),
         Some("sandbox") => Some(SecurityMode::Sandbox),
-        Some(other) => return Err(ParseErrorKind::SecurityMode { value: other.to_string() }),
+        Some(other) => {
+            return Err(ParseErrorKind::SecurityMode {
+                value: other.to_string(),
+            })
+        }
     };
-    let mounts = f.strings("mount").iter().map(|m| Mount::parse(m)).collect::<Result<Vec<_>>>()?;
+    let mounts = f
+        .strings("mount")
+        .iter()
+        .map(|m| Mount::parse(m))
+        .collect::<Result<Vec<_>>>()?;
     Ok(InstructionKind::Run(RunInstr {
         command,
         heredocs: heredocs.to_vec(),
@@ -332,9 +373,16 @@ fn convert_add(flags: &[String], rest: &str, heredocs: &[Heredoc]) -> Result<Ins
 static ONBUILD_PREFIX: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)^\s*ONBUILD\s*").expect("onbuild regex"));
 
-fn convert_onbuild(line: &str, flags: &[String], rest: &str, escape: char) -> Result<InstructionKind> {
+fn convert_onbuild(
+    line: &str,
+    flags: &[String],
+    rest: &str,
+    escape: char,
+) -> Result<InstructionKind> {
     if rest.is_empty() {
-        return Err(ParseErrorKind::AtLeastOneArgument { instruction: "ONBUILD" });
+        return Err(ParseErrorKind::AtLeastOneArgument {
+            instruction: "ONBUILD",
+        });
     }
     Flags::parse(flags, &[])?;
     let (trigger, _, _) = split_command(rest);
@@ -354,7 +402,9 @@ fn convert_onbuild(line: &str, flags: &[String], rest: &str, escape: char) -> Re
 fn convert_healthcheck(flags: &[String], rest: &str) -> Result<InstructionKind> {
     let (kind, args) = split_first(rest);
     if kind.is_empty() {
-        return Err(ParseErrorKind::AtLeastOneArgument { instruction: "HEALTHCHECK" });
+        return Err(ParseErrorKind::AtLeastOneArgument {
+            instruction: "HEALTHCHECK",
+        });
     }
     let kind = kind.to_ascii_uppercase();
     if kind == "NONE" {

@@ -88,7 +88,12 @@ mod tests {
 
     #[test]
     fn keys_are_case_insensitive_and_values_trimmed() {
-        let d = run(&["# SYNTAX = docker/dockerfile:1  ", "#escape=`", "# Check=skip=all"]).unwrap();
+        let d = run(&[
+            "# SYNTAX = docker/dockerfile:1  ",
+            "#escape=`",
+            "# Check=skip=all",
+        ])
+        .unwrap();
         assert_eq!(d.syntax.as_deref(), Some("docker/dockerfile:1"));
         assert_eq!(d.escape, '`');
         assert_eq!(d.check.as_deref(), Some("skip=all"));

@@ -52,7 +52,9 @@ pub enum ParseErrorKind {
     BlankName { instruction: &'static str },
     #[error("FROM requires either one or three arguments")]
     FromArguments,
-    #[error("invalid name for build stage: {name:?}, name can't start with a number or contain symbols")]
+    #[error(
+        "invalid name for build stage: {name:?}, name can't start with a number or contain symbols"
+    )]
     InvalidStageName { name: String },
     #[error("duplicate stage name {name:?}")]
     DuplicateStageName { name: String },
@@ -99,9 +101,15 @@ pub enum ParseErrorKind {
     #[error("unsupported sharing value {value:?}")]
     MountSharing { value: String },
     #[error("{key} not allowed for {mount_type:?} type mounts")]
-    MountFileInfo { key: &'static str, mount_type: String },
+    MountFileInfo {
+        key: &'static str,
+        mount_type: String,
+    },
     #[error("{mount_type} mounts do not support a {key}")]
-    MountUnsupported { mount_type: String, key: &'static str },
+    MountUnsupported {
+        mount_type: String,
+        key: &'static str,
+    },
     #[error("mount of type {mount_type} requires a target")]
     MountTarget { mount_type: String },
     #[error(transparent)]

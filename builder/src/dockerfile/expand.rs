@@ -183,12 +183,12 @@ impl Lexer {
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
         };
-        let (text, words) = sc
-            .process_until(None, self.raw_escapes)
-            .map_err(|kind| ExpandError {
-                word: word.to_string(),
-                kind,
-            })?;
+        let (text, words) =
+            sc.process_until(None, self.raw_escapes)
+                .map_err(|kind| ExpandError {
+                    word: word.to_string(),
+                    kind,
+                })?;
         Ok(Expansion {
             word: text,
             words,
@@ -274,7 +274,11 @@ impl Scanner<'_> {
     }
 
     /// Processes up to `stop` (consumed) or the end of input when `stop` is `None`.
-    fn process_until(&mut self, stop: Option<char>, raw_escapes: bool) -> Step<(String, Vec<String>)> {
+    fn process_until(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Step<(String, Vec<String>)> {
         let saved = std::mem::replace(&mut self.raw_escapes, raw_escapes);
         let out = self.process_until_inner(stop);
         self.raw_escapes = saved;
@@ -508,7 +512,12 @@ impl Scanner<'_> {
             return Ok(re.replace_all(&value, replacement.as_str()).into_owned());
         }
         Ok(match re.find(&value) {
-            Some(m) => format!("{}{}{}", &value[..m.start()], replacement, &value[m.end()..]),
+            Some(m) => format!(
+                "{}{}{}",
+                &value[..m.start()],
+                replacement,
+                &value[m.end()..]
+            ),
             None => value,
         })
     }

@@ -18,7 +18,10 @@ pub(crate) struct Flags {
 
 impl Flags {
     /// Parses `args` (each starting with `--`) against `accepted` (name, type) pairs.
-    pub(crate) fn parse(args: &[String], accepted: &[(&str, FlagType)]) -> Result<Self, ParseErrorKind> {
+    pub(crate) fn parse(
+        args: &[String],
+        accepted: &[(&str, FlagType)],
+    ) -> Result<Self, ParseErrorKind> {
         let mut flags = Flags::default();
         for arg in args {
             let body = arg.strip_prefix("--").unwrap_or(arg);
@@ -101,16 +104,25 @@ mod tests {
         assert!(f.bool("link"));
         assert_eq!(f.strings("exclude"), ["x", "y"]);
         assert!(!parse(&["--link=FALSE"]).unwrap().bool("link"));
-        assert_eq!(parse(&["--from="]).unwrap().string("from").as_deref(), Some(""));
+        assert_eq!(
+            parse(&["--from="]).unwrap().string("from").as_deref(),
+            Some("")
+        );
     }
 
     #[test]
     fn errors_name_the_flag() {
         let msg = |a: &[&str]| parse(a).err().unwrap().to_string();
         assert_eq!(msg(&["--chwon=1"]), "unknown flag: --chwon");
-        assert_eq!(msg(&["--from=a", "--from=b"]), "duplicate flag specified: --from");
+        assert_eq!(
+            msg(&["--from=a", "--from=b"]),
+            "duplicate flag specified: --from"
+        );
         assert_eq!(msg(&["--from"]), "missing a value on flag: --from");
         assert_eq!(msg(&["--link="]), "missing a value on flag: --link");
-        assert_eq!(msg(&["--link=yes"]), "expecting boolean value for flag --link, not: yes");
+        assert_eq!(
+            msg(&["--link=yes"]),
+            "expecting boolean value for flag --link, not: yes"
+        );
     }
 }

@@ -77,7 +77,10 @@ mod tests {
     #[test]
     fn markers() {
         let m = parse_marker("<<EOF").unwrap().unwrap();
-        assert_eq!((m.name.as_str(), m.expand, m.chomp, m.fd), ("EOF", true, false, None));
+        assert_eq!(
+            (m.name.as_str(), m.expand, m.chomp, m.fd),
+            ("EOF", true, false, None)
+        );
         let m = parse_marker("<<-\"EOT\"").unwrap().unwrap();
         assert_eq!((m.name.as_str(), m.expand, m.chomp), ("EOT", false, true));
         let m = parse_marker("3<<'E'").unwrap().unwrap();

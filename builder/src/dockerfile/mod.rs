@@ -25,9 +25,8 @@ pub use directives::Directives;
 pub use error::{ExpandError, ExpandErrorKind, ParseError, ParseErrorKind};
 pub use expand::{Env, EnvMap, Expansion, Lexer, NoEnv};
 pub use instruction::{
-    AddInstr, ArgDef, Command, CopyInstr, Dockerfile, FromInstr, Healthcheck, Heredoc,
-    Instruction, InstructionKind, KeyValue, NetworkMode, OnbuildInstr, RunInstr, SecurityMode,
-    Span,
+    AddInstr, ArgDef, Command, CopyInstr, Dockerfile, FromInstr, Healthcheck, Heredoc, Instruction,
+    InstructionKind, KeyValue, NetworkMode, OnbuildInstr, RunInstr, SecurityMode, Span,
 };
 pub use mount::{CacheSharing, Mount, MountType};
 pub use parser::parse;

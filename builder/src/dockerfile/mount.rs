@@ -154,7 +154,9 @@ impl Mount {
                         _ => return Err(ParseErrorKind::MountSharing { value }),
                     });
                 }
-                "mode" => m.mode = Some(u32::from_str_radix(&value, 8).map_err(|_| bad_value(&value))?),
+                "mode" => {
+                    m.mode = Some(u32::from_str_radix(&value, 8).map_err(|_| bad_value(&value))?)
+                }
                 "uid" => m.uid = Some(value.parse().map_err(|_| bad_value(&value))?),
                 "gid" => m.gid = Some(value.parse().map_err(|_| bad_value(&value))?),
                 _ => {
@@ -190,7 +192,10 @@ impl Mount {
             self.readonly = !matches!(ty, MountType::Cache | MountType::Tmpfs);
         }
         if matches!(ty, MountType::Secret | MountType::Ssh) {
-            for (key, set) in [("from", self.from.is_some()), ("source", self.source.is_some())] {
+            for (key, set) in [
+                ("from", self.from.is_some()),
+                ("source", self.source.is_some()),
+            ] {
                 if set {
                     return Err(ParseErrorKind::MountUnsupported {
                         mount_type: type_name,
@@ -256,7 +261,11 @@ fn split_csv(s: &str) -> Result<Vec<String>, ParseErrorKind> {
             chars.next();
             loop {
                 match chars.next() {
-                    None => return Err(ParseErrorKind::MountCsv { reason: "extraneous or missing \" in quoted-field" }),
+                    None => {
+                        return Err(ParseErrorKind::MountCsv {
+                            reason: "extraneous or missing \" in quoted-field",
+                        })
+                    }
                     Some('"') if chars.peek() == Some(&'"') => {
                         chars.next();
                         field.push('"');
@@ -271,7 +280,11 @@ fn split_csv(s: &str) -> Result<Vec<String>, ParseErrorKind> {
                     return Ok(fields);
                 }
                 Some(',') => fields.push(field),
-                Some(_) => return Err(ParseErrorKind::MountCsv { reason: "extraneous or missing \" in quoted-field" }),
+                Some(_) => {
+                    return Err(ParseErrorKind::MountCsv {
+                        reason: "extraneous or missing \" in quoted-field",
+                    })
+                }
             }
         } else {
             loop {
@@ -281,7 +294,11 @@ fn split_csv(s: &str) -> Result<Vec<String>, ParseErrorKind> {
                         return Ok(fields);
                     }
                     Some(',') => break,
-                    Some('"') => return Err(ParseErrorKind::MountCsv { reason: "bare \" in non-quoted-field" }),
+                    Some('"') => {
+                        return Err(ParseErrorKind::MountCsv {
+                            reason: "bare \" in non-quoted-field",
+                        })
+                    }
                     Some(c) => field.push(c),
                 }
             }
@@ -299,7 +316,9 @@ mod tests {
         let bind = Mount::parse("target=/src").unwrap();
         assert_eq!(bind.mount_type, MountType::Bind);
         assert!(bind.readonly);
-        let cache = Mount::parse("type=cache,target=/root/.cache,sharing=locked,id=x,mode=0755,uid=1").unwrap();
+        let cache =
+            Mount::parse("type=cache,target=/root/.cache,sharing=locked,id=x,mode=0755,uid=1")
+                .unwrap();
         assert!(!cache.readonly);
         assert_eq!(cache.sharing, Some(CacheSharing::Locked));
         assert_eq!(cache.mode, Some(0o755));
@@ -311,20 +330,42 @@ mod tests {
         assert_eq!(tmpfs.size, Some(64 << 20));
         assert!(Mount::parse("type=bind,target=/x,rw").is_ok_and(|m| !m.readonly));
         assert!(Mount::parse("type=bind,target=/x,readonly=false").is_ok_and(|m| !m.readonly));
-        assert!(Mount::parse("\"type=bind\",\"target=/a,b\"").is_ok_and(|m| m.target.as_deref() == Some("/a,b")));
+        assert!(Mount::parse("\"type=bind\",\"target=/a,b\"")
+            .is_ok_and(|m| m.target.as_deref() == Some("/a,b")));
     }
 
     #[test]
     fn errors() {
         let msg = |s| Mount::parse(s).unwrap_err().to_string();
         assert_eq!(msg("type=foo,target=/x"), "unsupported mount type \"foo\"");
-        assert_eq!(msg("type=bind,target=/x,sharing=locked"), "unexpected key 'sharing' for mount type 'bind'");
-        assert_eq!(msg("target=/x,bogus=1"), "unexpected key 'bogus' in 'bogus=1'");
-        assert_eq!(msg("type=cache,target=/x,uid=a"), "invalid value for uid: a");
-        assert_eq!(msg("type=bind,target=/x,mode=0644"), "mode not allowed for \"bind\" type mounts");
-        assert_eq!(msg("type=secret,id=a,source=x"), "secret mounts do not support a source");
+        assert_eq!(
+            msg("type=bind,target=/x,sharing=locked"),
+            "unexpected key 'sharing' for mount type 'bind'"
+        );
+        assert_eq!(
+            msg("target=/x,bogus=1"),
+            "unexpected key 'bogus' in 'bogus=1'"
+        );
+        assert_eq!(
+            msg("type=cache,target=/x,uid=a"),
+            "invalid value for uid: a"
+        );
+        assert_eq!(
+            msg("type=bind,target=/x,mode=0644"),
+            "mode not allowed for \"bind\" type mounts"
+        );
+        assert_eq!(
+            msg("type=secret,id=a,source=x"),
+            "secret mounts do not support a source"
+        );
         assert_eq!(msg("type=cache"), "mount of type cache requires a target");
-        assert_eq!(msg("type=cache,target=/x,sharing=no"), "unsupported sharing value \"no\"");
-        assert_eq!(msg("type=bind,target=/x,required"), "unexpected key 'required' for mount type 'bind'");
+        assert_eq!(
+            msg("type=cache,target=/x,sharing=no"),
+            "unsupported sharing value \"no\""
+        );
+        assert_eq!(
+            msg("type=bind,target=/x,required"),
+            "unexpected key 'required' for mount type 'bind'"
+        );
     }
 }

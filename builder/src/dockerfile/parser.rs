@@ -184,9 +184,15 @@ mod tests {
     #[test]
     fn continuation_rules() {
         assert_eq!(trim_continuation("a \\", '\\'), ("a ".to_string(), false));
-        assert_eq!(trim_continuation("a \\  \t", '\\'), ("a ".to_string(), false));
+        assert_eq!(
+            trim_continuation("a \\  \t", '\\'),
+            ("a ".to_string(), false)
+        );
         assert_eq!(trim_continuation("\\", '\\'), (String::new(), false));
-        assert_eq!(trim_continuation("a \\\\", '\\'), ("a \\\\".to_string(), true));
+        assert_eq!(
+            trim_continuation("a \\\\", '\\'),
+            ("a \\\\".to_string(), true)
+        );
         assert_eq!(trim_continuation("a `", '`'), ("a ".to_string(), false));
         assert_eq!(trim_continuation("a \\", '`'), ("a \\".to_string(), true));
     }

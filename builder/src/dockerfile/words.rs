@@ -203,10 +203,18 @@ mod tests {
 
     #[test]
     fn json_detection() {
-        assert!(matches!(parse_json_array(r#"["a", "b"]"#), Ok(MaybeJson::Exec(v)) if v == ["a", "b"]));
-        assert!(matches!(parse_json_array(r#"["a", "b""#), Ok(MaybeJson::NotJson)));
+        assert!(
+            matches!(parse_json_array(r#"["a", "b"]"#), Ok(MaybeJson::Exec(v)) if v == ["a", "b"])
+        );
+        assert!(matches!(
+            parse_json_array(r#"["a", "b""#),
+            Ok(MaybeJson::NotJson)
+        ));
         assert!(matches!(parse_json_array("[a]"), Ok(MaybeJson::NotJson)));
-        assert!(matches!(parse_json_array("[1]"), Err(ParseErrorKind::NotStringArray)));
+        assert!(matches!(
+            parse_json_array("[1]"),
+            Err(ParseErrorKind::NotStringArray)
+        ));
         assert!(matches!(parse_json_array("[]"), Ok(MaybeJson::Exec(v)) if v.is_empty()));
     }
 }
