@@ -5,4 +5,5 @@
 //! [`exec`] runs steps and never parses.
 
 pub mod dockerfile;
+pub mod exec;
 pub mod plan;

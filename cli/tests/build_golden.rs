@@ -82,7 +82,11 @@ fn buildah_build_to_layout(case: &Path, out: &Path) -> serde_json::Value {
         .arg(context_dir(case))
         .status()
         .expect("run buildah");
-    assert!(status.success(), "buildah build failed for {}", case.display());
+    assert!(
+        status.success(),
+        "buildah build failed for {}",
+        case.display()
+    );
     let status = Command::new("buildah")
         .args(["push", "-q", &name])
         .arg(format!("oci:{}:latest", out.display()))
@@ -123,7 +127,8 @@ fn build_cases_match_buildah_goldens() {
             let docker_config = buildah_build_to_layout(&case, &out);
             fs::create_dir_all(&expected).unwrap();
             fs::write(expected.join("tree.txt"), tree::tree(&out, None)).unwrap();
-            let cfg = serde_json::to_string_pretty(&tree::summarize_config(&docker_config)).unwrap();
+            let cfg =
+                serde_json::to_string_pretty(&tree::summarize_config(&docker_config)).unwrap();
             fs::write(expected.join("config.json"), cfg + "\n").unwrap();
             continue;
         }
@@ -192,7 +197,10 @@ fn failing_builds_name_the_fault_and_leave_the_store_unchanged() {
             v["manifests"].as_array().map(|a| a.len()).unwrap_or(0)
         });
         if tags_changed.unwrap_or(0) != 0 {
-            failures.push(format!("{}: a failed build tagged an image", case.display()));
+            failures.push(format!(
+                "{}: a failed build tagged an image",
+                case.display()
+            ));
         }
         let _ = new_blobs; // Cache blobs of completed steps may stay; tags must not.
     }

@@ -127,7 +127,10 @@ impl BuildGraph {
                 _ => {
                     return Err(at(
                         &ins.span,
-                        format!("{} before the first FROM: only ARG may come first", ins.kind.name()),
+                        format!(
+                            "{} before the first FROM: only ARG may come first",
+                            ins.kind.name()
+                        ),
                     ))
                 }
             }
@@ -173,7 +176,9 @@ impl BuildGraph {
                     deps,
                 });
             } else {
-                let stage = stages.last_mut().expect("first non-ARG instruction is FROM");
+                let stage = stages
+                    .last_mut()
+                    .expect("first non-ARG instruction is FROM");
                 stage.instructions.push(ins.clone());
             }
         }
@@ -195,7 +200,10 @@ impl BuildGraph {
             for (span, value) in refs {
                 if let FromRef::Stage(j) = resolve_from(&stages, &value) {
                     if j == i {
-                        return Err(at(&span, format!("stage {value:?} cannot copy from itself")));
+                        return Err(at(
+                            &span,
+                            format!("stage {value:?} cannot copy from itself"),
+                        ));
                     }
                     stages[i].deps.insert(j);
                 }
@@ -257,9 +265,7 @@ fn expand(lexer: &Lexer, word: &str, env: &EnvMap, span: &Span) -> Result<String
 }
 
 fn find_stage(stages: &[Stage], name: &str) -> Option<usize> {
-    stages
-        .iter()
-        .position(|s| s.name.as_deref() == Some(name))
+    stages.iter().position(|s| s.name.as_deref() == Some(name))
 }
 
 fn resolve_from(stages: &[Stage], value: &str) -> FromRef {
@@ -302,7 +308,13 @@ mod tests {
 
     fn plan(src: &str, target: Option<&str>) -> Result<BuildGraph, PlanError> {
         let df = parse("Dockerfile", src).unwrap();
-        BuildGraph::plan(&df, "Dockerfile", &BuildArgs::default(), &PlatformArgs::default(), target)
+        BuildGraph::plan(
+            &df,
+            "Dockerfile",
+            &BuildArgs::default(),
+            &PlatformArgs::default(),
+            target,
+        )
     }
 
     #[test]
@@ -320,7 +332,14 @@ mod tests {
     #[test]
     fn global_args_expand_in_from_and_build_args_override() {
         let df = parse("Dockerfile", "ARG V=1.0\nARG IMG=base:$V\nFROM $IMG\n").unwrap();
-        let g = BuildGraph::plan(&df, "Dockerfile", &BuildArgs::default(), &PlatformArgs::default(), None).unwrap();
+        let g = BuildGraph::plan(
+            &df,
+            "Dockerfile",
+            &BuildArgs::default(),
+            &PlatformArgs::default(),
+            None,
+        )
+        .unwrap();
         assert_eq!(g.stages[0].base, Base::Image("base:1.0".into()));
         let args = BuildArgs([("V".to_string(), "2.0".to_string())].into());
         let g = BuildGraph::plan(&df, "Dockerfile", &args, &PlatformArgs::default(), None).unwrap();
@@ -331,20 +350,29 @@ mod tests {
     fn copy_from_image_is_not_a_stage_edge() {
         let g = plan("FROM scratch\nCOPY --from=busybox:1 /bin/sh /sh\n", None).unwrap();
         assert!(g.stages[0].deps.is_empty());
-        assert_eq!(g.resolve_from("busybox:1"), FromRef::Image("busybox:1".into()));
+        assert_eq!(
+            g.resolve_from("busybox:1"),
+            FromRef::Image("busybox:1".into())
+        );
     }
 
     #[test]
     fn errors_name_the_line() {
-        assert!(matches!(plan("FROM scratch\n", Some("nope")), Err(PlanError::UnknownTarget(_))));
+        assert!(matches!(
+            plan("FROM scratch\n", Some("nope")),
+            Err(PlanError::UnknownTarget(_))
+        ));
         let e = plan("FROM scratch AS a\nCOPY --from=a /x /y\n", None).unwrap_err();
         assert!(e.to_string().contains("cannot copy from itself"));
     }
 
     #[test]
     fn cycles_are_errors() {
-        let e = plan("FROM scratch AS a\nCOPY --from=b /x /y\nFROM scratch AS b\nCOPY --from=a /x /y\n", None)
-            .unwrap_err();
+        let e = plan(
+            "FROM scratch AS a\nCOPY --from=b /x /y\nFROM scratch AS b\nCOPY --from=a /x /y\n",
+            None,
+        )
+        .unwrap_err();
         assert!(matches!(e, PlanError::Cycle(_)));
     }
 }

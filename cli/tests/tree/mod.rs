@@ -42,10 +42,16 @@ pub fn manifest_and_config(layout: &Path, tag: Option<&str>) -> (Value, Value) {
         .expect("tag in index");
     let mut manifest = read_json(&blob(layout, desc["digest"].as_str().unwrap()));
     if manifest.get("manifests").is_some() {
-        let d = manifest["manifests"][0]["digest"].as_str().unwrap().to_string();
+        let d = manifest["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
         manifest = read_json(&blob(layout, &d));
     }
-    let config = read_json(&blob(layout, manifest["config"]["digest"].as_str().unwrap()));
+    let config = read_json(&blob(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
     (manifest, config)
 }
 
@@ -194,9 +200,16 @@ fn apply_layer(files: &mut BTreeMap<String, Entry>, reader: Box<dyn Read>) {
             let mut buf = Vec::new();
             entry.read_to_end(&mut buf).unwrap();
             h.update(&buf);
-            ('f', format!("{} {}", buf.len(), &hex::encode(h.finalize())[..16]))
+            (
+                'f',
+                format!("{} {}", buf.len(), &hex::encode(h.finalize())[..16]),
+            )
         } else if etype.is_character_special() || etype.is_block_special() {
-            let c = if etype.is_character_special() { 'c' } else { 'b' };
+            let c = if etype.is_character_special() {
+                'c'
+            } else {
+                'b'
+            };
             let major = header.device_major().ok().flatten().unwrap_or(0);
             let minor = header.device_minor().ok().flatten().unwrap_or(0);
             (c, format!("{major},{minor}"))
