@@ -126,3 +126,6 @@ pub(crate) fn join_rel(dir: &str, name: &str) -> String {
         format!("{dir}/{name}")
     }
 }
+
+#[cfg(test)]
+mod golden_tests;
