@@ -22,13 +22,16 @@ pub use walk::WalkEntry;
 /// Errors of the context module: each names the path, pattern or source at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}{line}: invalid pattern {pattern:?}: {reason}", file.as_ref().map(|f| format!("{}:", f.display())).unwrap_or_default())]
+    #[error("{}invalid pattern {pattern:?}: {reason}", location(file.as_deref(), *line))]
     BadPattern {
         file: Option<PathBuf>,
         line: usize,
         pattern: String,
         reason: &'static str,
     },
+
+    #[error("invalid COPY source {source_path:?}: syntax error in pattern")]
+    BadSourcePattern { source_path: String },
 
     #[error("COPY source not found in build context: {path}")]
     SourceNotFound { path: String },
@@ -51,6 +54,16 @@ pub enum Error {
 
     #[error("checksum cache {path}: line {line}: malformed entry")]
     BadCache { path: PathBuf, line: usize },
+}
+
+/// `file:line: ` in front of pattern errors, when known.
+fn location(file: Option<&Path>, line: usize) -> String {
+    match (file, line) {
+        (Some(f), 0) => format!("{}: ", f.display()),
+        (Some(f), n) => format!("{}:{n}: ", f.display()),
+        (None, 0) => String::new(),
+        (None, n) => format!("line {n}: "),
+    }
 }
 
 impl Error {

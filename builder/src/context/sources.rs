@@ -242,11 +242,8 @@ impl Context {
         if !has_wildcards(first) {
             return self.expand(&join_rel(dir, first), rest, found, src);
         }
-        let glob = Glob::new(first).map_err(|_| Error::BadPattern {
-            file: None,
-            line: 0,
-            pattern: src.to_string(),
-            reason: "syntax error in pattern",
+        let glob = Glob::new(first).map_err(|_| Error::BadSourcePattern {
+            source_path: src.to_string(),
         })?;
         let Some((_, host, md)) = self.lookup(dir, true, src)? else {
             return Ok(());
