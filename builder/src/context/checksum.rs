@@ -239,3 +239,99 @@ pub fn checksum(entries: &[SourceEntry], cache: &mut ChecksumCache) -> Result<Di
     }
     Ok(h.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::context::{Context, Ignore, SourceOptions};
+
+    /// Lets the files' ctimes fall out of the racy window so their digests can be cached.
+    fn settle() {
+        std::thread::sleep(Duration::from_nanos(2 * RACY_WINDOW_NS as u64));
+    }
+
+    fn sum(root: &Path, cache_dir: &Path) -> (Digest, ChecksumStats) {
+        let ctx = Context::with_ignore(root, Ignore::default()).unwrap();
+        let entries = ctx
+            .resolve_sources(&[".".to_string()], &SourceOptions::default())
+            .unwrap();
+        let mut cache = ChecksumCache::open(cache_dir).unwrap();
+        let d = checksum(&entries, &mut cache).unwrap();
+        cache.save().unwrap();
+        (d, cache.stats())
+    }
+
+    #[test]
+    fn unchanged_rebuild_reads_no_file_contents() {
+        let ctx = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        fs::write(ctx.path().join("a"), "one").unwrap();
+        fs::create_dir(ctx.path().join("d")).unwrap();
+        fs::write(ctx.path().join("d/b"), "two").unwrap();
+        settle();
+        let (d1, s1) = sum(ctx.path(), cache.path());
+        assert_eq!(s1.hashed_files, 2);
+        let (d2, s2) = sum(ctx.path(), cache.path());
+        assert_eq!(d1, d2);
+        assert_eq!(
+            s2,
+            ChecksumStats {
+                hashed_files: 0,
+                cached_files: 2
+            }
+        );
+    }
+
+    #[test]
+    fn same_size_rewrite_with_mtime_reset_is_still_seen() {
+        let ctx = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let file = ctx.path().join("a");
+        fs::write(&file, "one").unwrap();
+        settle();
+        let (d1, _) = sum(ctx.path(), cache.path());
+        let before = fs::metadata(&file).unwrap().modified().unwrap();
+        fs::write(&file, "two").unwrap();
+        // `touch -d`: put the old mtime back; only the ctime tells.
+        fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+        let (d2, s2) = sum(ctx.path(), cache.path());
+        assert_ne!(d1, d2);
+        assert_eq!(s2.hashed_files, 1);
+    }
+
+    #[test]
+    fn mode_and_symlink_target_changes_change_the_checksum() {
+        use std::os::unix::fs::PermissionsExt;
+        let ctx = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        fs::write(ctx.path().join("a"), "x").unwrap();
+        std::os::unix::fs::symlink("a", ctx.path().join("l")).unwrap();
+        let (d1, _) = sum(ctx.path(), cache.path());
+        fs::set_permissions(ctx.path().join("a"), fs::Permissions::from_mode(0o600)).unwrap();
+        let (d2, _) = sum(ctx.path(), cache.path());
+        assert_ne!(d1, d2);
+        fs::remove_file(ctx.path().join("l")).unwrap();
+        std::os::unix::fs::symlink("b", ctx.path().join("l")).unwrap();
+        let (d3, _) = sum(ctx.path(), cache.path());
+        assert_ne!(d2, d3);
+    }
+
+    #[test]
+    fn damaged_cache_file_is_discarded_not_fatal() {
+        let ctx = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        fs::write(ctx.path().join("a"), "x").unwrap();
+        fs::write(cache.path().join(FILE_NAME), "garbage\n1 2 3").unwrap();
+        let (_, s) = sum(ctx.path(), cache.path());
+        assert_eq!(s.hashed_files, 1);
+    }
+}

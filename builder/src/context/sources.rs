@@ -152,10 +152,9 @@ impl Context {
             let Some((real, host, md)) = self.lookup(&m, true, src)? else {
                 continue;
             };
-            if !self.visible(&m) || !self.visible(&real) {
-                if !(md.is_dir() && self.has_visible_inside(&real, &host)?) {
-                    continue;
-                }
+            let hidden = !self.visible(&m) || !self.visible(&real);
+            if hidden && !(md.is_dir() && self.has_visible_inside(&real, &host)?) {
+                continue;
             }
             let rel_to_base = m
                 .strip_prefix(&base)
