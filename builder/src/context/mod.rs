@@ -142,3 +142,61 @@ pub(crate) fn join_rel(dir: &str, name: &str) -> String {
 
 #[cfg(test)]
 mod golden_tests;
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    #[test]
+    fn dockerfile_specific_ignore_file_takes_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for f in ["a", "b", "build/app.Dockerfile"] {
+            fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+            fs::write(root.join(f), f).unwrap();
+        }
+        fs::write(root.join(".dockerignore"), "a\n").unwrap();
+        let listed = |ctx: &Context| -> Vec<String> {
+            ctx.walk().unwrap().into_iter().map(|e| e.path).collect()
+        };
+        let df = root.join("build/app.Dockerfile");
+        let ctx = Context::open(root, Some(&df)).unwrap();
+        assert_eq!(
+            listed(&ctx),
+            [".dockerignore", "b", "build", "build/app.Dockerfile"]
+        );
+
+        fs::write(
+            root.join("build/app.Dockerfile.dockerignore"),
+            "b\nbuild/*.dockerignore\n",
+        )
+        .unwrap();
+        let ctx = Context::open(root, Some(&df)).unwrap();
+        assert_eq!(
+            listed(&ctx),
+            [".dockerignore", "a", "build", "build/app.Dockerfile"]
+        );
+    }
+
+    #[test]
+    fn ignore_file_errors_name_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".dockerignore"), "ok\n\n[\n").unwrap();
+        let err = Context::open(dir.path(), None).unwrap_err().to_string();
+        assert!(
+            err.ends_with(".dockerignore:3: invalid pattern \"[\": syntax error in pattern"),
+            "{err}"
+        );
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn missing_context_is_an_error_naming_it() {
+        let err = Context::open("/nonexistent/ctx", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/nonexistent/ctx:"), "{err}");
+    }
+}

@@ -46,10 +46,12 @@ impl Sink {
     }
 }
 
-/// Hashes the uncompressed stream on its way into the compressor.
+/// Hashes the uncompressed stream on its way into the compressor (not for uncompressed
+/// layers: there the blob writer's digest is the diff_id, and one hash pass is enough).
 struct Tee {
     sink: Sink,
-    hasher: DigestHasher,
+    hasher: Option<DigestHasher>,
+    written: u64,
 }
 
 impl Write for Tee {
@@ -59,7 +61,10 @@ impl Write for Tee {
             Sink::Gzip(w) => w.write_all(buf)?,
             Sink::Zstd(w) => w.write_all(buf)?,
         }
-        self.hasher.update(buf);
+        if let Some(h) = &mut self.hasher {
+            h.update(buf);
+        }
+        self.written += buf.len() as u64;
         Ok(buf.len())
     }
 
@@ -126,8 +131,9 @@ impl LayerWriter {
             }
         };
         let tee = Tee {
+            hasher: (compression != Compression::None).then(DigestHasher::sha256),
             sink,
-            hasher: DigestHasher::sha256(),
+            written: 0,
         };
         Ok(LayerWriter {
             out: BufWriter::with_capacity(BUF_SIZE, tee),
@@ -312,10 +318,13 @@ impl LayerWriter {
             .out
             .into_inner()
             .map_err(|e| Error::Write(e.into_error()))?;
-        let uncompressed_size = tee.hasher.len();
-        let diff_id = tee.hasher.finish();
+        let uncompressed_size = tee.written;
         let blob = tee.sink.finish().map_err(Error::Write)?;
         let (digest, size) = blob.commit(None)?;
+        let diff_id = match tee.hasher {
+            Some(h) => h.finish(),
+            None => digest.clone(),
+        };
         Ok(LayerInfo {
             descriptor: Descriptor::new(self.compression.oci_layer_type(), digest, size),
             diff_id,
