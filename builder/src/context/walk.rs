@@ -153,7 +153,18 @@ impl<'a> Walk<'a> {
                 })?;
                 self.pending.push((v, true));
             }
-            let result = self.dir(&child, &host, visit);
+            let result = match self.dir(&child, &host, visit) {
+                // An excluded directory we cannot read is skipped, as fsutil does: it was
+                // only entered on the chance of an exception inside.
+                Err(Error::Io { path, source })
+                    if skipped
+                        && path == host
+                        && source.kind() == std::io::ErrorKind::PermissionDenied =>
+                {
+                    Ok(())
+                }
+                r => r,
+            };
             self.pending.pop();
             result?;
         }
