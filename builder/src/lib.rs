@@ -4,6 +4,8 @@
 //! [`plan`] turns a parsed Dockerfile into a graph of stages and steps and never runs a process;
 //! [`exec`] runs steps and never parses.
 
+pub mod context;
 pub mod dockerfile;
 pub mod exec;
+pub mod layer;
 pub mod plan;
