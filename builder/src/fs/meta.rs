@@ -93,7 +93,12 @@ pub type Owner = Option<(u32, u32)>;
 
 /// Applies owner, mode, xattrs and mtime (in the order that keeps setuid bits and file
 /// capabilities: chown clears both) to an open regular file or directory.
-pub fn apply_to_fd(fd: BorrowedFd<'_>, meta: &EntryMeta, owner: Owner, times: bool) -> io::Result<()> {
+pub fn apply_to_fd(
+    fd: BorrowedFd<'_>,
+    meta: &EntryMeta,
+    owner: Owner,
+    times: bool,
+) -> io::Result<()> {
     if let Some((uid, gid)) = owner {
         rfs::fchown(
             fd,

@@ -15,6 +15,8 @@ pub use error::FsError;
 pub use meta::{EntryMeta, Timestamp};
 pub use root::Root;
 pub use unpack::{
-    unpack_into, unpack_layer, IdMap, IdRange, Ownership, UnpackOptions, UnpackStats,
-    WhiteoutMode,
+    unpack_into, unpack_layer, IdMap, IdRange, Ownership, UnpackOptions, UnpackStats, WhiteoutMode,
 };
+
+#[cfg(test)]
+mod tests;

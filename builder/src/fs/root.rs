@@ -254,7 +254,10 @@ mod tests {
             r.open_dir(Path::new("evil/sub"), true).unwrap();
         }
         assert!(!outside.join("sub").exists());
-        assert!(root.join(outside.strip_prefix("/").unwrap()).join("sub").is_dir());
+        assert!(root
+            .join(outside.strip_prefix("/").unwrap())
+            .join("sub")
+            .is_dir());
     }
 
     #[test]

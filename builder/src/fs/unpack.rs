@@ -123,7 +123,10 @@ pub fn unpack_into(reader: impl Read, root: &Root, opts: UnpackOptions) -> Resul
         opaque: Vec::new(),
     };
     let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().map_err(|source| FsError::Tar { source })? {
+    for entry in archive
+        .entries()
+        .map_err(|source| FsError::Tar { source })?
+    {
         let entry = entry.map_err(|source| FsError::Tar { source })?;
         u.entry(entry)?;
     }
@@ -281,7 +284,11 @@ impl Unpacker<'_> {
         }
         let fd = open_nofollow_dir(parent.as_fd(), &name)?;
         if let Some((uid, gid)) = owner {
-            rfs::fchown(&fd, Some(rfs::Uid::from_raw(uid)), Some(rfs::Gid::from_raw(gid)))?;
+            rfs::fchown(
+                &fd,
+                Some(rfs::Uid::from_raw(uid)),
+                Some(rfs::Gid::from_raw(gid)),
+            )?;
         }
         for (k, v) in &meta.xattrs {
             rfs::fsetxattr(&fd, k.as_str(), v, XattrFlags::empty())?;
@@ -290,7 +297,13 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    fn file(&mut self, rel: &Path, data: &mut impl Read, meta: &EntryMeta, owner: Owner) -> io::Result<u64> {
+    fn file(
+        &mut self,
+        rel: &Path,
+        data: &mut impl Read,
+        meta: &EntryMeta,
+        owner: Owner,
+    ) -> io::Result<u64> {
         let (parent, name) = self.parent(rel)?;
         remove_all_at(parent.as_fd(), &name)?;
         let fd = rfs::openat(
@@ -305,7 +318,13 @@ impl Unpacker<'_> {
         Ok(n)
     }
 
-    fn symlink(&mut self, rel: &Path, target: &OsStr, meta: &EntryMeta, owner: Owner) -> io::Result<()> {
+    fn symlink(
+        &mut self,
+        rel: &Path,
+        target: &OsStr,
+        meta: &EntryMeta,
+        owner: Owner,
+    ) -> io::Result<()> {
         let (parent, name) = self.parent(rel)?;
         remove_all_at(parent.as_fd(), &name)?;
         rfs::symlinkat(target, &parent, &name)?;
@@ -357,7 +376,13 @@ impl Unpacker<'_> {
     ) -> Result<()> {
         let (parent, name) = self.parent(rel).map_err(|e| entry_err(raw, e))?;
         remove_all_at(parent.as_fd(), &name).map_err(|e| entry_err(raw, e))?;
-        match rfs::mknodat(&parent, &name, ft, Mode::from_raw_mode(meta.mode & 0o777), dev) {
+        match rfs::mknodat(
+            &parent,
+            &name,
+            ft,
+            Mode::from_raw_mode(meta.mode & 0o777),
+            dev,
+        ) {
             Ok(()) => self.stats.devices += 1,
             Err(rustix::io::Errno::PERM) if ft != FileType::Fifo => {
                 tracing::warn!(entry = %raw.display(), "skipping device node: creating it needs privileges");
@@ -393,7 +418,13 @@ impl Unpacker<'_> {
             WhiteoutMode::Overlay => {
                 let fd = self.root.open_dir(dir, true)?;
                 remove_all_at(fd.as_fd(), target)?;
-                rfs::mknodat(&fd, target, FileType::CharacterDevice, Mode::empty(), rfs::makedev(0, 0))?;
+                rfs::mknodat(
+                    &fd,
+                    target,
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    rfs::makedev(0, 0),
+                )?;
                 Ok(())
             }
         }
@@ -428,8 +459,12 @@ impl Unpacker<'_> {
         }
         // Children first, so setting a parent's mtime is the last change to it.
         for (rel, meta) in self.dirs.iter().rev() {
-            let fd = self.root.open_dir(rel, false).map_err(|e| entry_err(rel, e))?;
-            rfs::fchmod(&fd, Mode::from_raw_mode(meta.mode)).map_err(|e| entry_err(rel, e.into()))?;
+            let fd = self
+                .root
+                .open_dir(rel, false)
+                .map_err(|e| entry_err(rel, e))?;
+            rfs::fchmod(&fd, Mode::from_raw_mode(meta.mode))
+                .map_err(|e| entry_err(rel, e.into()))?;
             meta::set_times_fd(fd.as_fd(), meta.mtime).map_err(|e| entry_err(rel, e))?;
         }
         Ok(self.stats)
@@ -518,14 +553,20 @@ mod tests {
         assert_eq!(parse_pax_time("12"), Some(Timestamp::from_secs(12)));
         assert_eq!(
             parse_pax_time("12.5"),
-            Some(Timestamp { secs: 12, nanos: 500_000_000 })
+            Some(Timestamp {
+                secs: 12,
+                nanos: 500_000_000
+            })
         );
         assert_eq!(parse_pax_time("x"), None);
     }
 
     #[test]
     fn entry_paths() {
-        assert_eq!(normalize_entry_path(Path::new("./a/./b/")).unwrap(), Path::new("a/b"));
+        assert_eq!(
+            normalize_entry_path(Path::new("./a/./b/")).unwrap(),
+            Path::new("a/b")
+        );
         assert!(matches!(
             normalize_entry_path(Path::new("a/../../b")),
             Err(FsError::ParentComponent { .. })
