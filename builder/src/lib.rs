@@ -7,5 +7,8 @@
 pub mod context;
 pub mod dockerfile;
 pub mod exec;
+pub mod fs;
 pub mod layer;
 pub mod plan;
+pub mod sandbox;
+pub mod snapshot;
