@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use registry::media_types::Compression;
 use registry::reference::Reference;
 use registry::store::{testing, Store};
-use registry::Descriptor;
+use registry::{Descriptor, Platform};
 
 /// A temporary directory with a store at `<dir>/root`.
 pub struct Kiln {
@@ -54,8 +54,21 @@ impl Kiln {
 
     /// Writes a small image (2 gzip layers, files under `<seed>/`) and tags it `name`.
     pub fn image(&self, name: &str, seed: &str) -> Descriptor {
+        self.image_with(name, seed, Compression::Gzip, &Platform::host())
+    }
+
+    /// [`Kiln::image`] with a chosen layer compression and platform (golden tests use
+    /// uncompressed linux/amd64 images so their digests never depend on the host).
+    pub fn image_with(
+        &self,
+        name: &str,
+        seed: &str,
+        compression: Compression,
+        platform: &Platform,
+    ) -> Descriptor {
         let store = self.store();
-        let desc = testing::make_image(&store, seed, 2, Compression::Gzip).expect("make image");
+        let desc =
+            testing::make_image_for(&store, seed, 2, compression, platform).expect("make image");
         store
             .tag(&Reference::parse(name).expect("valid name"), &desc)
             .expect("tag");
