@@ -37,7 +37,13 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         let image = LocalImage::open(&store, &resolved.descriptor, &platform)
             .with_context(|| format!("reading image {name}"))?;
         match images.iter_mut().find(|s| s.image.id() == image.id()) {
-            Some(s) => s.tags.extend(resolved.reference),
+            Some(s) => {
+                for r in resolved.reference {
+                    if !s.tags.contains(&r) {
+                        s.tags.push(r);
+                    }
+                }
+            }
             None => images.push(SaveImage {
                 image,
                 tags: resolved.reference.into_iter().collect(),
