@@ -38,10 +38,8 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
             .with_context(|| format!("reading image {name}"))?;
         match images.iter_mut().find(|s| s.image.id() == image.id()) {
             Some(s) => {
-                for r in resolved.reference {
-                    if !s.tags.contains(&r) {
-                        s.tags.push(r);
-                    }
+                if let Some(r) = resolved.reference.filter(|r| !s.tags.contains(r)) {
+                    s.tags.push(r);
                 }
             }
             None => images.push(SaveImage {
