@@ -262,3 +262,21 @@ fn untagged_entries_survive_gc_and_are_not_listed() {
     store.tag(&r("a"), &m).unwrap();
     assert_eq!(store.list_all().unwrap().len(), 1);
 }
+
+#[test]
+fn an_oversized_manifest_is_refused_not_read() {
+    let (_dir, store) = store();
+    let big = vec![b' '; (walk::MAX_MANIFEST_SIZE + 1) as usize];
+    let digest = store.put_blob(&big).unwrap();
+    let desc = crate::Descriptor::new(crate::media_types::OCI_MANIFEST, digest, big.len() as u64);
+    let err = crate::image::LocalImage::open(&store, &desc, &Platform::host())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than"), "{err}");
+    store.tag(&r("big"), &desc).unwrap();
+    let report = store.fsck().unwrap();
+    assert!(matches!(
+        report.problems.as_slice(),
+        [FsckProblem::InvalidManifest { .. }]
+    ));
+}
