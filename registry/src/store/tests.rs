@@ -280,3 +280,31 @@ fn an_oversized_manifest_is_refused_not_read() {
         [FsckProblem::InvalidManifest { .. }]
     ));
 }
+
+#[test]
+fn gc_racing_tags_never_breaks_a_tagged_image() {
+    let (_dir, store) = store();
+    let images: Vec<_> = (0..4)
+        .map(|i| make_image(&store, &format!("img{i}"), 2, Compression::Gzip).unwrap())
+        .collect();
+    // One image is tagged up front; the others get tagged while gc runs (with the default
+    // grace period, which protects the freshly written, not yet tagged blobs).
+    store.tag(&r("first"), &images[0]).unwrap();
+    std::thread::scope(|s| {
+        let gc_store = store.clone();
+        s.spawn(move || {
+            for _ in 0..10 {
+                gc_store.gc(&[]).unwrap();
+            }
+        });
+        for (i, img) in images.iter().enumerate().skip(1) {
+            let store = store.clone();
+            s.spawn(move || store.tag(&r(&format!("late:{i}")), img).unwrap());
+        }
+    });
+    assert_eq!(store.list().unwrap().len(), 4);
+    assert!(store.fsck().unwrap().is_ok());
+    for img in &images {
+        crate::image::LocalImage::open(&store, img, &Platform::host()).unwrap();
+    }
+}
