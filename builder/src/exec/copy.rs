@@ -313,7 +313,11 @@ pub fn write_archive(
         } else if kind.is_hard_link() {
             let target = entry.link_name().map_err(io)?.unwrap_or_default();
             let t = crate::context::glob::clean(&format!("/{}", target.to_string_lossy()));
-            let t = format!("{}/{}", dest_dir.trim_end_matches('/'), t.trim_start_matches('/'));
+            let t = format!(
+                "{}/{}",
+                dest_dir.trim_end_matches('/'),
+                t.trim_start_matches('/')
+            );
             writer.add_hardlink(&path, &meta, t.trim_start_matches('/'))?;
         } else if kind.is_file() || kind == tar::EntryType::Continuous {
             let size = h.size().unwrap_or(0);

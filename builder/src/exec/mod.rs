@@ -141,12 +141,13 @@ impl<'a> Builder<'a> {
     /// Builds the target stage and stores it as an image (not tagged: the caller names it).
     pub fn build(&self, input: &BuildInput) -> Result<BuiltImage, BuildError> {
         let graph = Self::check(input, self.opts)?;
-        let context = Context::open(&input.context, input.dockerfile_path.as_deref()).map_err(
-            |source| BuildError::Context {
-                path: input.context.clone(),
-                source,
-            },
-        )?;
+        let context =
+            Context::open(&input.context, input.dockerfile_path.as_deref()).map_err(|source| {
+                BuildError::Context {
+                    path: input.context.clone(),
+                    source,
+                }
+            })?;
         let mut done: HashMap<usize, StageOutput> = HashMap::new();
         for i in graph.needed()? {
             let out = self.run_stage(&graph, i, &context, &done)?;
@@ -232,6 +233,8 @@ impl<'a> Builder<'a> {
             run.step(ins)?;
             self.progress.step_done(false, started.elapsed());
         }
+        // Later stages read this one's files (COPY --from).
+        fs.sync(self.store, &state.layers)?;
         Ok(StageOutput { state, fs })
     }
 }

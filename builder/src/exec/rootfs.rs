@@ -82,7 +82,8 @@ impl<'a> RootfsView<'a> {
         let passwd = self.read_file("/etc/passwd")?;
         passwd.lines().find_map(|line| {
             let f: Vec<&str> = line.split(':').collect();
-            (f.len() >= 4 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+            (f.len() >= 4 && f[0] == name)
+                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
         })
     }
 
@@ -165,7 +166,11 @@ mod tests {
     fn owners_follow_docker_rules() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("etc")).unwrap();
-        fs::write(dir.path().join("etc/passwd"), "app:x:1001:1002::/home/app:/bin/sh\n").unwrap();
+        fs::write(
+            dir.path().join("etc/passwd"),
+            "app:x:1001:1002::/home/app:/bin/sh\n",
+        )
+        .unwrap();
         fs::write(dir.path().join("etc/group"), "staff:x:50:\n").unwrap();
         let v = RootfsView::new(dir.path());
         assert_eq!(v.resolve_owner("app").unwrap(), (1001, 1002));

@@ -111,7 +111,11 @@ impl StageRun<'_, '_> {
         self.fs.sync(self.builder.store, &self.state.layers)
     }
 
-    fn owner(&self, ins: &Instruction, spec: Option<&str>) -> Result<Option<(u32, u32)>, BuildError> {
+    fn owner(
+        &self,
+        ins: &Instruction,
+        spec: Option<&str>,
+    ) -> Result<Option<(u32, u32)>, BuildError> {
         let Some(spec) = spec else { return Ok(None) };
         let view = RootfsView::new(self.fs.root());
         view.resolve_owner(spec)
@@ -130,9 +134,18 @@ impl StageRun<'_, '_> {
     ) -> Result<CopySpec, BuildError> {
         let chmod = match chmod {
             None => None,
-            Some(m) => Some(u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(
-                || BuildError::at(&ins.span, &ins.original, format!("invalid chmod parameter {m:?}")),
-            )?),
+            Some(m) => Some(
+                u32::from_str_radix(m, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| {
+                        BuildError::at(
+                            &ins.span,
+                            &ins.original,
+                            format!("invalid chmod parameter {m:?}"),
+                        )
+                    })?,
+            ),
         };
         Ok(CopySpec {
             dest: dest.to_string(),
@@ -145,7 +158,11 @@ impl StageRun<'_, '_> {
         })
     }
 
-    fn source_root(&self, ins: &Instruction, from: Option<&str>) -> Result<SourceRoot<'_>, BuildError> {
+    fn source_root(
+        &self,
+        ins: &Instruction,
+        from: Option<&str>,
+    ) -> Result<SourceRoot<'_>, BuildError> {
         let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
         let Some(from) = from else {
             return Ok(SourceRoot::Context(self.context));
@@ -153,7 +170,10 @@ impl StageRun<'_, '_> {
         let no_ignore = || Ignore::from_patterns::<&str>(&[]).expect("empty pattern list");
         match self.graph.resolve_from(from) {
             FromRef::Stage(j) => {
-                let out = self.done.get(&j).ok_or_else(|| at(&format!("stage {from:?} was not built")))?;
+                let out = self
+                    .done
+                    .get(&j)
+                    .ok_or_else(|| at(&format!("stage {from:?} was not built")))?;
                 let ctx = Context::with_ignore(out.fs.root(), no_ignore()).map_err(|e| at(&e))?;
                 Ok(SourceRoot::OtherStage(ctx))
             }
@@ -192,7 +212,12 @@ impl StageRun<'_, '_> {
         let mut entries: Vec<CopyEntry> = sources.iter().map(CopyEntry::from_source).collect();
         for h in &c.heredocs {
             let mode = spec.chmod.unwrap_or(0o644);
-            entries.push(CopyEntry::inline(&h.name, h.content.as_bytes(), mode, spec.now));
+            entries.push(CopyEntry::inline(
+                &h.name,
+                h.content.as_bytes(),
+                mode,
+                spec.now,
+            ));
         }
         let mut writer = self.new_layer()?;
         let view = RootfsView::new(self.fs.root());
@@ -204,7 +229,9 @@ impl StageRun<'_, '_> {
     fn add(&mut self, ins: &Instruction, a: &AddInstr) -> Result<(), BuildError> {
         let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
         if a.sources.iter().any(|s| is_url(s)) {
-            return Err(at(&"ADD from a URL is not supported by this kiln build yet"));
+            return Err(at(
+                &"ADD from a URL is not supported by this kiln build yet",
+            ));
         }
         if a.checksum.is_some() {
             return Err(at(&"--checksum is only supported for HTTP(S) sources"));
@@ -241,7 +268,12 @@ impl StageRun<'_, '_> {
         }
         for h in &a.heredocs {
             let mode = spec.chmod.unwrap_or(0o644);
-            entries.push(CopyEntry::inline(&h.name, h.content.as_bytes(), mode, spec.now));
+            entries.push(CopyEntry::inline(
+                &h.name,
+                h.content.as_bytes(),
+                mode,
+                spec.now,
+            ));
         }
         let mut writer = self.new_layer()?;
         let view = RootfsView::new(self.fs.root());
@@ -277,7 +309,13 @@ impl StageRun<'_, '_> {
             self.history(ins, false, None);
             return Ok(());
         }
-        let user = self.state.config.container_config().user.filter(|u| !u.is_empty());
+        // An unknown user leaves the directory to root, as buildah does.
+        let user = self
+            .state
+            .config
+            .container_config()
+            .user
+            .filter(|u| !u.is_empty() && view.resolve_owner(u).is_ok());
         let mut spec = self.copy_spec(ins, &format!("{wd}/"), 1, user.as_deref(), None, false)?;
         spec.now = self.builder.now().0;
         let mut writer = self.new_layer()?;

@@ -1,10 +1,13 @@
 //! One module per subcommand; this file holds the dispatch and the helpers they share
 //! (store opening, Docker's human sizes and durations, tables, `--format` templates).
 
+mod build;
 mod history;
 mod images;
 mod inspect;
 mod load;
+mod output;
+mod progress;
 mod rmi;
 mod save;
 mod tag;
@@ -34,6 +37,8 @@ impl Globals {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Build an image from a Dockerfile
+    Build(build::Args),
     /// List images
     Images(images::Args),
     /// Display detailed information on one or more images
@@ -52,6 +57,7 @@ pub enum Command {
 
 pub fn run(command: Command, g: &Globals) -> Result<()> {
     match command {
+        Command::Build(a) => build::run(a, g),
         Command::Images(a) => images::run(a, g),
         Command::Inspect(a) => inspect::run(a, g),
         Command::History(a) => history::run(a, g),

@@ -60,12 +60,19 @@ impl OutputSpec {
             "docker" => OutputSpec::Docker { dest },
             "local" => OutputSpec::Local { dest },
             "tar" => OutputSpec::Tar { dest },
-            other => bail!("unsupported --output type {other:?}: expected oci, docker, local or tar"),
+            other => {
+                bail!("unsupported --output type {other:?}: expected oci, docker, local or tar")
+            }
         })
     }
 }
 
-pub fn export(store: &Store, image: &BuiltImage, tags: &[Reference], out: &OutputSpec) -> Result<()> {
+pub fn export(
+    store: &Store,
+    image: &BuiltImage,
+    tags: &[Reference],
+    out: &OutputSpec,
+) -> Result<()> {
     match out {
         OutputSpec::Oci { dest, tar: false } => {
             let images = [OciImage {
@@ -97,7 +104,8 @@ pub fn export(store: &Store, image: &BuiltImage, tags: &[Reference], out: &Outpu
             })
         }
         OutputSpec::Local { dest } => {
-            std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+            std::fs::create_dir_all(dest)
+                .with_context(|| format!("creating {}", dest.display()))?;
             unpack_image(store, image, dest)
         }
         OutputSpec::Tar { dest } => {
@@ -150,7 +158,10 @@ mod tests {
     fn output_specs_parse_like_buildx() {
         assert_eq!(
             OutputSpec::parse("type=oci,dest=/x,tar=false").unwrap(),
-            OutputSpec::Oci { dest: "/x".into(), tar: false }
+            OutputSpec::Oci {
+                dest: "/x".into(),
+                tar: false
+            }
         );
         assert_eq!(
             OutputSpec::parse("out").unwrap(),
