@@ -35,15 +35,29 @@ impl StageFs {
     /// order, of what was applied before).
     pub fn sync(&mut self, store: &Store, layers: &[LayerRef]) -> Result<(), BuildError> {
         for layer in &layers[self.applied.min(layers.len())..] {
-            let reader = open_layer(store, &layer.descriptor)?;
-            unpack_layer(reader, self.dir.path(), UnpackOptions::default()).map_err(|e| {
-                BuildError::io(
-                    self.dir.path(),
-                    std::io::Error::other(format!("unpacking layer {}: {e}", layer.diff_id)),
-                )
-            })?;
+            unpack_verified(store, &layer.descriptor, self.dir.path())?;
             self.applied += 1;
         }
         Ok(())
     }
+}
+
+/// Unpacks a stored layer onto `dest`, reading the blob to its end so that its digest is
+/// checked: a tar reader stops at the end-of-archive marker, before the compressed stream's
+/// last bytes, and a corrupt blob must never pass unnoticed.
+pub fn unpack_verified(
+    store: &Store,
+    layer: &registry::Descriptor,
+    dest: &Path,
+) -> Result<(), BuildError> {
+    let fail = |e: &dyn std::fmt::Display| {
+        BuildError::io(
+            dest,
+            std::io::Error::other(format!("unpacking layer {}: {e}", layer.digest)),
+        )
+    };
+    let mut reader = open_layer(store, layer)?;
+    unpack_layer(&mut reader, dest, UnpackOptions::default()).map_err(|e| fail(&e))?;
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| fail(&e))?;
+    Ok(())
 }

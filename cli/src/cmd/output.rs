@@ -5,9 +5,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use builder::exec::stagefs::unpack_verified;
 use builder::exec::BuiltImage;
-use builder::fs::{unpack_layer, UnpackOptions};
-use builder::layer::open_layer;
 use registry::archive::{export_oci_layout, save, write_oci_archive, OciImage, SaveImage};
 use registry::image::LocalImage;
 use registry::reference::Reference;
@@ -127,9 +126,7 @@ pub fn export(
 fn unpack_image(store: &Store, image: &BuiltImage, dest: &Path) -> Result<()> {
     let local = LocalImage::open(store, &image.manifest, &registry::Platform::host())?;
     for layer in local.layers() {
-        let reader = open_layer(store, layer)?;
-        unpack_layer(reader, dest, UnpackOptions::default())
-            .with_context(|| format!("unpacking layer {} into {}", layer.digest, dest.display()))?;
+        unpack_verified(store, layer, dest)?;
     }
     Ok(())
 }
