@@ -24,8 +24,12 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     let st = rfs::lstat(src).map_err(|e| SnapshotError::io(src, e))?;
     c.dir(src, dst, &st)?;
     for (path, meta) in c.dirs.iter().rev() {
-        let fd = rfs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| SnapshotError::io(path, e))?;
+        let fd = rfs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| SnapshotError::io(path, e))?;
         rfs::fchmod(&fd, Mode::from_raw_mode(meta.mode)).map_err(|e| SnapshotError::io(path, e))?;
         meta::set_times_fd(fd.as_fd(), meta.mtime).map_err(|e| SnapshotError::io(path, e))?;
     }
@@ -46,10 +50,22 @@ impl Copier {
     fn dir(&mut self, src: &Path, dst: &Path, st: &rfs::Stat) -> Result<()> {
         let meta = EntryMeta::from_stat(src, st).map_err(|e| SnapshotError::io(src, e))?;
         std::fs::create_dir(dst).map_err(|e| SnapshotError::io(dst, e))?;
-        let fd = rfs::open(dst, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| SnapshotError::io(dst, e))?;
-        meta::apply_to_fd(fd.as_fd(), &EntryMeta { mode: 0o700, ..meta.clone() }, self.owner(&meta), false)
-            .map_err(|e| SnapshotError::io(dst, e))?;
+        let fd = rfs::open(
+            dst,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| SnapshotError::io(dst, e))?;
+        meta::apply_to_fd(
+            fd.as_fd(),
+            &EntryMeta {
+                mode: 0o700,
+                ..meta.clone()
+            },
+            self.owner(&meta),
+            false,
+        )
+        .map_err(|e| SnapshotError::io(dst, e))?;
         self.dirs.push((dst.to_path_buf(), meta));
         for (name, cst) in read_sorted(src)? {
             self.entry(&src.join(&name), &dst.join(&name), &cst)?;
@@ -86,8 +102,14 @@ impl Copier {
                 let target = std::fs::read_link(src).map_err(|e| SnapshotError::io(src, e))?;
                 rfs::symlinkat(&target, &parent, name).map_err(|e| io_err(e.into()))?;
             }
-            _ => rfs::mknodat(&parent, name, ft, Mode::from_raw_mode(meta.mode & 0o777), st.st_rdev)
-                .map_err(|e| io_err(e.into()))?,
+            _ => rfs::mknodat(
+                &parent,
+                name,
+                ft,
+                Mode::from_raw_mode(meta.mode & 0o777),
+                st.st_rdev,
+            )
+            .map_err(|e| io_err(e.into()))?,
         }
         meta::apply_at(parent.as_fd(), name, &meta, owner, ft == FileType::Symlink).map_err(io_err)
     }
@@ -109,7 +131,12 @@ fn copy_file(src: &Path, dst: &Path) -> io::Result<File> {
         match rfs::copy_file_range(&input, None, &out, None, 1 << 30) {
             Ok(0) => return Ok(out),
             Ok(_) => continue,
-            Err(rustix::io::Errno::XDEV | rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) => break,
+            Err(
+                rustix::io::Errno::XDEV
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::OPNOTSUPP,
+            ) => break,
             Err(e) => return Err(e.into()),
         }
     }

@@ -78,7 +78,12 @@ pub trait Snapshotter: Send + Sync {
 
     /// Unpacks the uncompressed layer `tar` with `diff_id` on top of `parent`, unless that
     /// chain is already present. Returns the new chain ID.
-    fn apply_layer(&self, parent: Option<&Digest>, diff_id: &Digest, tar: &mut dyn Read) -> Result<Digest>;
+    fn apply_layer(
+        &self,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        tar: &mut dyn Read,
+    ) -> Result<Digest>;
 
     /// A writable rootfs on top of `parent` (an empty one for `None`).
     fn prepare(&self, parent: Option<&Digest>) -> Result<Box<dyn ActiveSnapshot>>;
@@ -102,7 +107,10 @@ pub trait ActiveSnapshot: Send {
 
 /// Opens the snapshotter of a store; `None` picks overlay when it can be mounted here and
 /// falls back to native otherwise.
-pub fn open_snapshotter(store_root: &Path, kind: Option<SnapshotterKind>) -> Result<Box<dyn Snapshotter>> {
+pub fn open_snapshotter(
+    store_root: &Path,
+    kind: Option<SnapshotterKind>,
+) -> Result<Box<dyn Snapshotter>> {
     let base = store_root.join("snapshots");
     let kind = match kind {
         Some(k) => k,
@@ -115,7 +123,9 @@ pub fn open_snapshotter(store_root: &Path, kind: Option<SnapshotterKind>) -> Res
         },
     };
     Ok(match kind {
-        SnapshotterKind::Overlay => Box::new(overlay::OverlaySnapshotter::new(base.join("overlay"))?),
+        SnapshotterKind::Overlay => {
+            Box::new(overlay::OverlaySnapshotter::new(base.join("overlay"))?)
+        }
         SnapshotterKind::Native => Box::new(native::NativeSnapshotter::new(base.join("native"))?),
     })
 }
@@ -157,11 +167,9 @@ impl Chains {
     pub fn parent(&self, chain: &Digest) -> Result<Option<Digest>> {
         let p = self.dir(chain).join("parent");
         match std::fs::read_to_string(&p) {
-            Ok(s) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|e| SnapshotError::io(&p, std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
+            Ok(s) => s.trim().parse().map(Some).map_err(|e| {
+                SnapshotError::io(&p, std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(SnapshotError::io(p, e)),
         }
@@ -177,7 +185,12 @@ impl Chains {
 
     /// Publishes `tmp` (holding `fs/`) as the snapshot of `chain`. If another process got
     /// there first, ours is discarded and theirs kept.
-    pub fn publish(&self, tmp: tempfile::TempDir, chain: &Digest, parent: Option<&Digest>) -> Result<()> {
+    pub fn publish(
+        &self,
+        tmp: tempfile::TempDir,
+        chain: &Digest,
+        parent: Option<&Digest>,
+    ) -> Result<()> {
         if let Some(p) = parent {
             let path = tmp.path().join("parent");
             std::fs::write(&path, p.to_string()).map_err(|e| SnapshotError::io(path, e))?;
@@ -206,8 +219,14 @@ mod tests {
 
     #[test]
     fn kinds_parse() {
-        assert_eq!("overlay".parse::<SnapshotterKind>().unwrap(), SnapshotterKind::Overlay);
-        assert_eq!("native".parse::<SnapshotterKind>().unwrap(), SnapshotterKind::Native);
+        assert_eq!(
+            "overlay".parse::<SnapshotterKind>().unwrap(),
+            SnapshotterKind::Overlay
+        );
+        assert_eq!(
+            "native".parse::<SnapshotterKind>().unwrap(),
+            SnapshotterKind::Native
+        );
         let err = "zfs".parse::<SnapshotterKind>().unwrap_err().to_string();
         assert!(err.contains("zfs"), "{err}");
     }

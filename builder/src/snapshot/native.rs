@@ -52,15 +52,22 @@ impl Snapshotter for NativeSnapshotter {
         self.chains.exists(chain)
     }
 
-    fn apply_layer(&self, parent: Option<&Digest>, diff_id: &Digest, tar: &mut dyn Read) -> Result<Digest> {
+    fn apply_layer(
+        &self,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        tar: &mut dyn Read,
+    ) -> Result<Digest> {
         let chain = chain_id(parent, diff_id);
         if self.chains.exists(&chain) {
             return Ok(chain);
         }
         let (tmp, fs) = self.fresh_tree(parent)?;
-        unpack_layer(tar, &fs, UnpackOptions::default()).map_err(|source| SnapshotError::Unpack {
-            diff_id: diff_id.clone(),
-            source,
+        unpack_layer(tar, &fs, UnpackOptions::default()).map_err(|source| {
+            SnapshotError::Unpack {
+                diff_id: diff_id.clone(),
+                source,
+            }
         })?;
         self.chains.publish(tmp, &chain, parent)?;
         Ok(chain)
@@ -70,7 +77,8 @@ impl Snapshotter for NativeSnapshotter {
         let (tmp, fs) = self.fresh_tree(parent)?;
         let marker_path = tmp.path().join("marker");
         std::fs::write(&marker_path, b"").map_err(|e| SnapshotError::io(&marker_path, e))?;
-        let marker = times(&marker_path)?;
+        let marker = times(&marker_path)?.ctime;
+        wait_for_clock_tick(tmp.path(), marker)?;
         let parent_fs = parent.map(|p| self.chains.fs(p));
         Ok(Box::new(ActiveNative {
             chains: self.chains.clone(),
@@ -78,9 +86,23 @@ impl Snapshotter for NativeSnapshotter {
             fs,
             parent: parent.cloned(),
             parent_fs,
-            marker: marker.ctime,
+            marker,
         }))
     }
+}
+
+/// File times come from a coarse clock: wait until it has moved past `marker`, so anything
+/// the step creates is strictly newer than the copy.
+fn wait_for_clock_tick(dir: &Path, marker: Timestamp) -> Result<()> {
+    let probe = dir.join("clock-probe");
+    for _ in 0..1000 {
+        std::fs::write(&probe, b"").map_err(|e| SnapshotError::io(&probe, e))?;
+        if times(&probe)?.ctime > marker {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    }
+    std::fs::remove_file(&probe).map_err(|e| SnapshotError::io(&probe, e))
 }
 
 struct Times {
@@ -89,8 +111,13 @@ struct Times {
 }
 
 fn times(path: &Path) -> Result<Times> {
-    let x = rfs::statx(rfs::CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::CTIME | StatxFlags::BTIME)
-        .map_err(|e| SnapshotError::io(path, e))?;
+    let x = rfs::statx(
+        rfs::CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::CTIME | StatxFlags::BTIME,
+    )
+    .map_err(|e| SnapshotError::io(path, e))?;
     let ts = |t: rfs::StatxTimestamp| Timestamp {
         secs: t.tv_sec,
         nanos: t.tv_nsec,
@@ -147,7 +174,14 @@ impl ActiveNative {
         Ok(())
     }
 
-    fn entry(&self, em: &mut Emitter<'_>, rel: &Path, name: &std::ffi::OsStr, st: &rfs::Stat, old: Option<&rfs::Stat>) -> Result<()> {
+    fn entry(
+        &self,
+        em: &mut Emitter<'_>,
+        rel: &Path,
+        name: &std::ffi::OsStr,
+        st: &rfs::Stat,
+        old: Option<&rfs::Stat>,
+    ) -> Result<()> {
         let crel = rel.join(name);
         let host = self.fs.join(&crel);
         if file_type(st) == FileType::Directory {
@@ -158,7 +192,7 @@ impl ActiveNative {
                 em.leave_dir();
                 return Ok(());
             };
-            let born_after = times(&host)?.btime.is_some_and(|b| b >= self.marker);
+            let born_after = times(&host)?.btime.is_some_and(|b| b > self.marker);
             if file_type(old) != FileType::Directory || born_after {
                 em.enter_dir(&crel, meta, true)?;
                 em.opaque(&crel)?;
@@ -179,7 +213,10 @@ impl ActiveNative {
     }
 
     fn parent_path(&self, rel: &Path) -> PathBuf {
-        self.parent_fs.as_deref().unwrap_or(Path::new("/nonexistent")).join(rel)
+        self.parent_fs
+            .as_deref()
+            .unwrap_or(Path::new("/nonexistent"))
+            .join(rel)
     }
 
     fn touched(&self, st: &rfs::Stat) -> bool {
@@ -189,7 +226,13 @@ impl ActiveNative {
         } >= self.marker
     }
 
-    fn changed(&self, path: &Path, st: &rfs::Stat, old_path: &Path, old: &rfs::Stat) -> Result<bool> {
+    fn changed(
+        &self,
+        path: &Path,
+        st: &rfs::Stat,
+        old_path: &Path,
+        old: &rfs::Stat,
+    ) -> Result<bool> {
         if !self.touched(st) {
             return Ok(false);
         }

@@ -51,7 +51,12 @@ impl Snapshotter for OverlaySnapshotter {
         self.chains.exists(chain)
     }
 
-    fn apply_layer(&self, parent: Option<&Digest>, diff_id: &Digest, tar: &mut dyn Read) -> Result<Digest> {
+    fn apply_layer(
+        &self,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        tar: &mut dyn Read,
+    ) -> Result<Digest> {
         let chain = chain_id(parent, diff_id);
         if self.chains.exists(&chain) {
             return Ok(chain);
@@ -88,7 +93,13 @@ impl Snapshotter for OverlaySnapshotter {
             lowers.push(dir.join("empty"));
         }
         let merged = dir.join("merged");
-        mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &merged, parent)?;
+        mount_overlay(
+            &lowers,
+            &dir.join("upper"),
+            &dir.join("work"),
+            &merged,
+            parent,
+        )?;
         Ok(Box::new(ActiveOverlay {
             chains: self.chains.clone(),
             tmp: Some(tmp),
@@ -100,7 +111,13 @@ impl Snapshotter for OverlaySnapshotter {
     }
 }
 
-fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, chain: Option<&Digest>) -> Result<()> {
+fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    chain: Option<&Digest>,
+) -> Result<()> {
     let lowerdir: Vec<String> = lowers.iter().map(|p| escape(p)).collect();
     // Full copy-up only: redirects and metacopy would leave changes the upper walk can't see.
     let data = format!(
@@ -116,11 +133,16 @@ fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, c
         });
     }
     let data = CString::new(data).expect("paths have no NUL");
-    rustix::mount::mount("overlay", target, "overlay", MountFlags::empty(), data.as_c_str()).map_err(|e| {
-        SnapshotError::Mount {
-            target: target.to_path_buf(),
-            source: e.into(),
-        }
+    rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        MountFlags::empty(),
+        data.as_c_str(),
+    )
+    .map_err(|e| SnapshotError::Mount {
+        target: target.to_path_buf(),
+        source: e.into(),
     })
 }
 
@@ -150,11 +172,19 @@ pub fn probe(base: &Path) -> Result<()> {
     }
     std::fs::write(d.join("lower/f"), b"").map_err(|e| SnapshotError::io(d.join("lower/f"), e))?;
     let merged = d.join("merged");
-    mount_overlay(&[d.join("lower")], &d.join("upper"), &d.join("work"), &merged, None)?;
-    let res = std::fs::remove_file(merged.join("f")).map_err(|e| SnapshotError::io(merged.join("f"), e));
+    mount_overlay(
+        &[d.join("lower")],
+        &d.join("upper"),
+        &d.join("work"),
+        &merged,
+        None,
+    )?;
+    let res =
+        std::fs::remove_file(merged.join("f")).map_err(|e| SnapshotError::io(merged.join("f"), e));
     let _ = rustix::mount::unmount(&merged, UnmountFlags::DETACH);
     res?;
-    let st = rustix::fs::lstat(d.join("upper/f")).map_err(|e| SnapshotError::io(d.join("upper/f"), e))?;
+    let st = rustix::fs::lstat(d.join("upper/f"))
+        .map_err(|e| SnapshotError::io(d.join("upper/f"), e))?;
     if file_type(&st) != rustix::fs::FileType::CharacterDevice {
         return Err(SnapshotError::io(
             d.join("upper/f"),
@@ -194,7 +224,10 @@ impl ActiveOverlay {
                     let meta = entry_meta(&chost, &st)?;
                     em.enter_dir(&crel, meta, true)?;
                     let xattrs = read_xattrs(&chost).map_err(|e| SnapshotError::io(&chost, e))?;
-                    if xattrs.iter().any(|(k, v)| k == OVERLAY_OPAQUE_XATTR && v == b"y") {
+                    if xattrs
+                        .iter()
+                        .any(|(k, v)| k == OVERLAY_OPAQUE_XATTR && v == b"y")
+                    {
                         em.opaque(&crel)?;
                     }
                     self.walk(em, &crel)?;

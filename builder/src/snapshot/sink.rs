@@ -21,7 +21,13 @@ pub enum DeviceKind {
 /// Paths are relative to the rootfs, without a leading `/`.
 pub trait DiffSink {
     fn dir(&mut self, path: &Path, meta: &EntryMeta) -> io::Result<()>;
-    fn file(&mut self, path: &Path, meta: &EntryMeta, size: u64, data: &mut dyn Read) -> io::Result<()>;
+    fn file(
+        &mut self,
+        path: &Path,
+        meta: &EntryMeta,
+        size: u64,
+        data: &mut dyn Read,
+    ) -> io::Result<()>;
     fn symlink(&mut self, path: &Path, target: &Path, meta: &EntryMeta) -> io::Result<()>;
     /// `path` is another name of the file already emitted as `target` in this diff.
     fn hardlink(&mut self, path: &Path, target: &Path) -> io::Result<()>;
@@ -69,11 +75,20 @@ impl DiffSink for RecordingSink {
         self.changes.push(Change::Dir(path.into(), meta.clone()));
         Ok(())
     }
-    fn file(&mut self, path: &Path, meta: &EntryMeta, _size: u64, data: &mut dyn Read) -> io::Result<()> {
+    fn file(
+        &mut self,
+        path: &Path,
+        meta: &EntryMeta,
+        _size: u64,
+        data: &mut dyn Read,
+    ) -> io::Result<()> {
         let mut h = DigestHasher::sha256();
         io::copy(data, &mut h)?;
-        self.changes
-            .push(Change::File(path.into(), meta.clone(), h.finish().to_string()));
+        self.changes.push(Change::File(
+            path.into(),
+            meta.clone(),
+            h.finish().to_string(),
+        ));
         Ok(())
     }
     fn symlink(&mut self, path: &Path, target: &Path, meta: &EntryMeta) -> io::Result<()> {
@@ -82,11 +97,13 @@ impl DiffSink for RecordingSink {
         Ok(())
     }
     fn hardlink(&mut self, path: &Path, target: &Path) -> io::Result<()> {
-        self.changes.push(Change::Hardlink(path.into(), target.into()));
+        self.changes
+            .push(Change::Hardlink(path.into(), target.into()));
         Ok(())
     }
     fn device(&mut self, path: &Path, kind: DeviceKind, meta: &EntryMeta) -> io::Result<()> {
-        self.changes.push(Change::Device(path.into(), kind, meta.clone()));
+        self.changes
+            .push(Change::Device(path.into(), kind, meta.clone()));
         Ok(())
     }
     fn whiteout(&mut self, path: &Path) -> io::Result<()> {
@@ -149,7 +166,13 @@ impl<W: Write> DiffSink for TarSink<W> {
         let mut h = self.header(tar::EntryType::Directory, meta)?;
         self.builder.append_data(&mut h, path, io::empty())
     }
-    fn file(&mut self, path: &Path, meta: &EntryMeta, size: u64, data: &mut dyn Read) -> io::Result<()> {
+    fn file(
+        &mut self,
+        path: &Path,
+        meta: &EntryMeta,
+        size: u64,
+        data: &mut dyn Read,
+    ) -> io::Result<()> {
         let mut h = self.header(tar::EntryType::Regular, meta)?;
         h.set_size(size);
         self.builder.append_data(&mut h, path, data.take(size))

@@ -35,7 +35,8 @@ pub(crate) fn file_type(st: &Stat) -> FileType {
 /// Entry metadata without overlayfs' private xattrs.
 pub(crate) fn entry_meta(path: &Path, st: &Stat) -> Result<EntryMeta> {
     let mut meta = EntryMeta::from_stat(path, st).map_err(|e| SnapshotError::io(path, e))?;
-    meta.xattrs.retain(|(k, _)| !k.starts_with("trusted.overlay.") && !k.starts_with("user.overlay."));
+    meta.xattrs
+        .retain(|(k, _)| !k.starts_with("trusted.overlay.") && !k.starts_with("user.overlay."));
     Ok(meta)
 }
 
@@ -135,8 +136,12 @@ impl<'s> Emitter<'s> {
         let meta = entry_meta(host, st)?;
         match ft {
             FileType::RegularFile => {
-                let fd = rfs::open(host, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                    .map_err(|e| SnapshotError::io(host, e))?;
+                let fd = rfs::open(
+                    host,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| SnapshotError::io(host, e))?;
                 let mut file = File::from(fd);
                 self.stats.bytes += st.st_size as u64;
                 self.sink
@@ -145,7 +150,9 @@ impl<'s> Emitter<'s> {
             }
             FileType::Symlink => {
                 let target = std::fs::read_link(host).map_err(|e| SnapshotError::io(host, e))?;
-                self.sink.symlink(rel, &target, &meta).map_err(sink_err(rel))
+                self.sink
+                    .symlink(rel, &target, &meta)
+                    .map_err(sink_err(rel))
             }
             FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
                 let (major, minor) = (rfs::major(st.st_rdev), rfs::minor(st.st_rdev));
