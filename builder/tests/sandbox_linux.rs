@@ -268,3 +268,84 @@ fn missing_executable_is_a_setup_error_naming_it() {
     assert!(matches!(err, SandboxError::Setup { .. }), "{err}");
     assert!(err.to_string().contains("no-such-tool"), "{err}");
 }
+
+#[test]
+fn planted_symlinks_cannot_redirect_mounts_to_the_host() {
+    let Some(sb) = sandbox() else { return };
+    let root = busybox_root();
+    let victim = std::env::temp_dir().join(format!("kiln-victim-{}", std::process::id()));
+    std::fs::write(&victim, b"host file\n").unwrap();
+    std::fs::create_dir(root.path().join("etc")).unwrap();
+    std::os::unix::fs::symlink(&victim, root.path().join("etc/hosts")).unwrap();
+    let (outcome, out) = run(
+        &sb,
+        &sh(root.path(), "echo junk > /etc/hosts; cat /etc/hosts; ls /"),
+    );
+    let host = std::fs::read(&victim).unwrap();
+    std::fs::remove_file(&victim).unwrap();
+    assert!(outcome.status.success(), "{out}");
+    assert_eq!(host, b"host file\n");
+    // The write landed inside the rootfs, where the symlink resolves when `/` is the rootfs.
+    let inside = root.path().join(victim.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read(inside).unwrap(), b"junk\n");
+
+    // A mount point that resolves to the rootfs itself is refused, naming it.
+    std::os::unix::fs::symlink("/", root.path().join("sys")).unwrap();
+    let mut sink = |_: Stream, _: &[u8]| {};
+    let err = sb
+        .run(&sh(root.path(), "true"), &mut sink)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/sys"), "{err}");
+}
+
+#[test]
+fn sigterm_to_the_init_stops_the_step() {
+    let Some(sb) = sandbox() else { return };
+    let root = busybox_root();
+    let spec = RunSpec::new(root.path(), &["sleep", "3000"]);
+    let handle = std::thread::spawn(move || {
+        let mut sink = |_: Stream, _: &[u8]| {};
+        let res = sb.run(&spec, &mut sink);
+        drop(root);
+        res
+    });
+    // Find the init (a child of this test process running the init binary) and signal it.
+    let me = std::process::id().to_string();
+    let init = env!("CARGO_BIN_EXE_kiln-sandbox-init");
+    let pid = loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .to_string();
+            let exe = std::fs::read_link(e.path().join("exe")).ok()?;
+            let children =
+                std::fs::read_to_string(e.path().join("task").join(e.file_name()).join("children"))
+                    .ok()?;
+            (ppid == me && exe == Path::new(init) && !children.trim().is_empty())
+                .then(|| e.file_name())
+        });
+        if let Some(pid) = found {
+            // Give pid 1 time to start the command: wait until the namespace runs `sleep`.
+            let pid: i32 = pid.to_str().unwrap().parse().unwrap();
+            let running_sleep = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x003000\x00")
+            });
+            if running_sleep {
+                break pid;
+            }
+        }
+        std::thread::yield_now();
+    };
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let outcome = handle.join().unwrap().unwrap();
+    assert_eq!(outcome.status, ExitStatus::Signal(libc::SIGTERM));
+}

@@ -28,8 +28,21 @@ fn ctx<E: std::fmt::Display>(what: impl std::fmt::Display) -> impl FnOnce(E) -> 
 }
 
 fn dir(root: &Root, rel: &str) -> R<OwnedFd> {
-    root.open_dir(Path::new(rel), true)
-        .map_err(ctx(format!("mount point /{rel}")))
+    let fd = root
+        .open_dir(Path::new(rel), true)
+        .map_err(ctx(format!("mount point /{rel}")))?;
+    not_the_root(root, &fd, rel)?;
+    Ok(fd)
+}
+
+/// A planted symlink (`/sys -> /`) must not put a mount over the whole rootfs.
+fn not_the_root(root: &Root, fd: &OwnedFd, rel: &str) -> R<()> {
+    let a = rfs::fstat(fd).map_err(ctx(format!("mount point /{rel}")))?;
+    let b = rfs::fstat(root.fd()).map_err(ctx("rootfs"))?;
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) {
+        return Err(format!("mount point /{rel} resolves to the rootfs itself"));
+    }
+    Ok(())
 }
 
 pub(super) fn setup(spec: &InitSpec) -> R<()> {
@@ -76,6 +89,7 @@ pub(super) fn setup(spec: &InitSpec) -> R<()> {
         match &mnt.kind {
             MountKind::Bind { source, readonly } => {
                 let target = root.open_path(Path::new(rel)).map_err(ctx(&what))?;
+                not_the_root(&root, &target, rel)?;
                 m::mount_bind_recursive(source, fd_path(&target)).map_err(ctx(&what))?;
                 if *readonly {
                     let again = root.open_path(Path::new(rel)).map_err(ctx(&what))?;
