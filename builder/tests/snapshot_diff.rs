@@ -298,3 +298,26 @@ fn auto_choice_picks_a_working_snapshotter() {
     active.diff(&mut rec).unwrap();
     assert_eq!(rec.changes.len(), 1, "{:?}", rec.changes);
 }
+
+#[test]
+fn overlay_stacks_more_layers_than_fit_in_mount_options() {
+    if !require_root("overlay snapshotter test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = open_snapshotter(tmp.path(), Some(SnapshotterKind::Overlay)).unwrap();
+    let mut chain = None;
+    for i in 0..60 {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(1);
+        b.append_data(&mut h, format!("layer-{i}"), &b"x"[..]).unwrap();
+        let layer = b.into_inner().unwrap();
+        chain = Some(snap.apply_layer(chain.as_ref(), &Digest::of(&layer), &mut &layer[..]).unwrap());
+    }
+    let active = snap.prepare(chain.as_ref()).unwrap();
+    for i in 0..60 {
+        assert!(active.rootfs().join(format!("layer-{i}")).exists(), "layer {i} missing");
+    }
+}

@@ -127,9 +127,12 @@ fn mount_overlay(
         escape(work)
     );
     if data.len() > MAX_MOUNT_DATA {
-        return Err(SnapshotError::TooManyLayers {
-            chain: chain.cloned().unwrap_or_else(|| Digest::of(b"")),
-            len: data.len(),
+        return mount_overlay_fsconfig(lowers, upper, work, target).map_err(|e| {
+            tracing::debug!("fsconfig overlay mount failed: {e}");
+            SnapshotError::TooManyLayers {
+                chain: chain.cloned().unwrap_or_else(|| Digest::of(b"")),
+                len: data.len(),
+            }
         });
     }
     let data = CString::new(data).expect("paths have no NUL");
@@ -144,6 +147,25 @@ fn mount_overlay(
         target: target.to_path_buf(),
         source: e.into(),
     })
+}
+
+/// The new mount API passes one lower dir per call (`lowerdir+`, Linux 6.8+), so the
+/// number of layers is not limited by the one-page option string of mount(2).
+fn mount_overlay_fsconfig(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> std::io::Result<()> {
+    use rustix::mount::{self as m, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags};
+    let fs = m::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    for l in lowers {
+        m::fsconfig_set_string(&fs, "lowerdir+", l.as_path())?;
+    }
+    m::fsconfig_set_string(&fs, "upperdir", upper)?;
+    m::fsconfig_set_string(&fs, "workdir", work)?;
+    for key in ["redirect_dir", "index", "metacopy"] {
+        m::fsconfig_set_string(&fs, key, "off")?;
+    }
+    m::fsconfig_create(&fs)?;
+    let mnt = m::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+    m::move_mount(&mnt, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
+    Ok(())
 }
 
 /// Escapes the separators of overlay's option syntax.
