@@ -13,6 +13,7 @@ pub mod archive;
 pub mod descriptor;
 pub mod digest;
 pub mod error;
+pub mod image;
 pub mod media_types;
 pub mod reference;
 pub mod remote;

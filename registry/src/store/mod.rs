@@ -5,18 +5,39 @@
 //! <root>/index.json          tagged manifests (annotation org.opencontainers.image.ref.name)
 //! <root>/blobs/sha256/<hex>  content, only ever written by [`BlobWriter::commit`]
 //! <root>/ingest/             in-flight writes; never read as content
+//! <root>/lock                 flock(2) held for every index.json read-modify-write and for gc
 //! ```
+//!
+//! Blob commits are atomic renames of proven content and take no lock; [`Store::tag`],
+//! [`Store::untag`] and [`Store::gc`] serialize on `<root>/lock`, so several kiln processes can
+//! share one store.
 
 mod blob;
+mod fsck;
+mod gc;
+mod index;
+mod lock;
+pub mod testing;
+#[cfg(test)]
+mod tests;
+mod walk;
 
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use blob::BlobWriter;
+pub use fsck::{FsckProblem, FsckReport};
+pub use gc::{GcReport, DEFAULT_GC_GRACE};
+pub use index::{Resolved, CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION};
+pub use lock::StoreLock;
 
 use crate::digest::{Digest, DigestHasher};
 use crate::error::{Error, IoContext, Result};
+
+/// In-flight files untouched for this long are leftovers of a crashed writer and are removed on
+/// open. A live writer touches its file with every write.
+pub const INGEST_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
 /// A handle on a store directory. Cheap to clone; safe to share between threads and processes.
 #[derive(Clone, Debug)]
@@ -35,7 +56,9 @@ impl Store {
         if !layout.exists() {
             blob::write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
-        Ok(Store { root })
+        let store = Store { root };
+        blob::clean_stale(&store, INGEST_STALE_AFTER)?;
+        Ok(store)
     }
 
     /// The default store location: `$KILN_ROOT`, else `/var/lib/kiln` as root, else
@@ -91,6 +114,7 @@ impl Store {
     pub fn put_blob(&self, data: &[u8]) -> Result<Digest> {
         let digest = Digest::of(data);
         if self.has_blob(&digest) {
+            blob::touch(&self.blob_path(&digest));
             return Ok(digest);
         }
         let mut w = self.blob_writer()?;
