@@ -96,9 +96,10 @@ impl RegistryClient {
         &self.host
     }
 
+    /// The API root. URLs are built with `https`; [`RegistryClient::send`] switches requests
+    /// to this host to `http` when the transport settled on plain HTTP.
     pub fn base_url(&self) -> Url {
-        Url::parse(&format!("{}://{}/v2/", self.transport.scheme, self.host))
-            .expect("registry host makes a valid URL")
+        Url::parse(&format!("https://{}/v2/", self.host)).expect("registry host makes a valid URL")
     }
 
     /// `.../v2/<prefix><repo>/<tail>`.
@@ -117,6 +118,14 @@ impl RegistryClient {
         scope: &Scope,
         build: &(dyn Fn(RequestBuilder) -> Result<RequestBuilder> + Send + Sync),
     ) -> Result<Response> {
+        let mut url = url.clone();
+        if url.scheme() == "https" && self.host_matches(&url) {
+            let scheme = self.transport.scheme(&self.host).await;
+            if scheme == "http" {
+                url.set_scheme("http").expect("http is a valid scheme");
+            }
+        }
+        let url = &url;
         let header = self
             .auth
             .lock()
@@ -144,6 +153,15 @@ impl RegistryClient {
         self.transport
             .send(method, url, build, header.as_ref())
             .await
+    }
+
+    fn host_matches(&self, url: &Url) -> bool {
+        let host = url.host_str().unwrap_or("");
+        let with_port = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        with_port == self.host
     }
 
     /// Answers `challenge`: records it and returns the header to retry with (`None` when
@@ -298,7 +316,13 @@ impl RegistryClient {
             })
             .await?;
         match resp.status() {
-            s if s.is_success() => Ok(resp.content_length()),
+            // A HEAD response has no body, so read the header rather than the body's length.
+            s if s.is_success() => Ok(Some(
+                resp.headers()
+                    .get(reqwest::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or(0),
+            )),
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(errors::status_error(resp, &self.blob_what(repo, digest), &self.name).await),
         }
@@ -464,7 +488,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.url("library/busybox", "manifests/latest").as_str(),
-            "http://localhost:5000/v2/hub/library/busybox/manifests/latest"
+            "https://localhost:5000/v2/hub/library/busybox/manifests/latest"
         );
         assert_eq!(api_host("docker.io"), "registry-1.docker.io");
     }

@@ -90,19 +90,18 @@ pub fn is_loopback(host: &str) -> bool {
 #[derive(Clone, Debug)]
 pub(crate) struct Transport {
     http: reqwest::Client,
-    /// `https` or `http`.
-    pub scheme: &'static str,
+    /// Whether plain HTTP is allowed (loopback and insecure registries): HTTPS is tried
+    /// first, as Docker does, and HTTP used when the TLS connection fails.
+    pub allow_http: bool,
+    /// The scheme settled on for this host.
+    scheme: std::sync::Arc<tokio::sync::OnceCell<&'static str>>,
     retry_base: Duration,
 }
 
 impl Transport {
     pub fn new(host: &str, opts: &TransportOptions) -> Result<Transport> {
         let insecure = opts.is_insecure(host);
-        let scheme = if insecure || is_loopback(host) {
-            "http"
-        } else {
-            "https"
-        };
+        let allow_http = insecure || is_loopback(host);
         let mut b = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(opts.connect_timeout)
@@ -124,9 +123,36 @@ impl Transport {
         })?;
         Ok(Transport {
             http,
-            scheme,
+            allow_http,
+            scheme: Default::default(),
             retry_base: opts.retry_base,
         })
+    }
+
+    /// The scheme to use for `host`: `https`, or `http` when allowed and TLS fails.
+    pub async fn scheme(&self, host: &str) -> &'static str {
+        if !self.allow_http {
+            return "https";
+        }
+        *self
+            .scheme
+            .get_or_init(|| async {
+                let probe = format!("https://{host}/v2/");
+                match self
+                    .http
+                    .get(&probe)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                {
+                    Ok(_) => "https",
+                    Err(e) => {
+                        tracing::debug!(host, error = %e.without_url(), "no TLS; using plain HTTP");
+                        "http"
+                    }
+                }
+            })
+            .await
     }
 
     /// Sends the request `build` makes, retrying connection errors, 5xx and 429 with backoff,
@@ -316,22 +342,17 @@ mod tests {
     }
 
     #[test]
-    fn insecure_registries_use_plain_http() {
+    fn only_loopback_and_insecure_hosts_may_fall_back_to_http() {
         let opts = TransportOptions {
             insecure_registries: vec!["reg.internal:5000".into()],
             ..TransportOptions::default()
         };
-        assert_eq!(
-            Transport::new("reg.internal:5000", &opts).unwrap().scheme,
-            "http"
+        assert!(
+            Transport::new("reg.internal:5000", &opts)
+                .unwrap()
+                .allow_http
         );
-        assert_eq!(
-            Transport::new("reg.example.com", &opts).unwrap().scheme,
-            "https"
-        );
-        assert_eq!(
-            Transport::new("localhost:5000", &opts).unwrap().scheme,
-            "http"
-        );
+        assert!(!Transport::new("reg.example.com", &opts).unwrap().allow_http);
+        assert!(Transport::new("localhost:5000", &opts).unwrap().allow_http);
     }
 }
