@@ -43,6 +43,8 @@ pub struct RegistryClient {
     transport: Transport,
     creds: Option<Credentials>,
     auth: Mutex<AuthState>,
+    /// Serializes token fetches so concurrent transfers share one token.
+    token_fetch: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -83,6 +85,7 @@ impl RegistryClient {
             repo_prefix: prefix,
             creds,
             auth: Mutex::new(AuthState::default()),
+            token_fetch: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -146,7 +149,7 @@ impl RegistryClient {
         else {
             return Ok(resp);
         };
-        let header = self.authorize(&challenge, scope).await?;
+        let header = self.authorize(&challenge, scope, header).await?;
         if header.is_none() {
             return Ok(resp);
         }
@@ -166,7 +169,12 @@ impl RegistryClient {
 
     /// Answers `challenge`: records it and returns the header to retry with (`None` when
     /// there is nothing better to send).
-    async fn authorize(&self, challenge: &Challenge, scope: &Scope) -> Result<Option<HeaderValue>> {
+    async fn authorize(
+        &self,
+        challenge: &Challenge,
+        scope: &Scope,
+        previous: Option<HeaderValue>,
+    ) -> Result<Option<HeaderValue>> {
         self.auth
             .lock()
             .expect("auth lock")
@@ -174,6 +182,15 @@ impl RegistryClient {
         match challenge {
             Challenge::Basic => Ok(self.creds.as_ref().and_then(auth::basic_value)),
             Challenge::Bearer { realm, service } => {
+                let _one_at_a_time = self.token_fetch.lock().await;
+                let cached = self
+                    .auth
+                    .lock()
+                    .expect("auth lock")
+                    .header_for(scope, self.creds.as_ref());
+                if cached.is_some() && cached != previous {
+                    return Ok(cached);
+                }
                 let (header, ttl) = auth::fetch_token(
                     &self.transport,
                     &self.name,
@@ -307,11 +324,12 @@ impl RegistryClient {
         Ok(Digest::of(bytes))
     }
 
-    /// The size of a blob the registry has, or `None`.
+    /// The size of a blob the registry has, or `None`. Asks with push scope: it is the
+    /// first call of an upload, so one token serves the whole push.
     pub async fn head_blob(&self, repo: &str, digest: &Digest) -> Result<Option<u64>> {
         let url = self.url(repo, &format!("blobs/{digest}"));
         let resp = self
-            .send(Method::HEAD, &url, &Scope::pull(&self.full(repo)), &|b| {
+            .send(Method::HEAD, &url, &Scope::push(&self.full(repo)), &|b| {
                 Ok(b)
             })
             .await?;

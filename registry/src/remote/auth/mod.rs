@@ -116,6 +116,24 @@ impl Scope {
     pub fn items(&self) -> &[String] {
         &self.0
     }
+
+    /// Whether a token for `self` also grants everything `wanted` asks for
+    /// (`repository:a:pull,push` covers `repository:a:pull`).
+    pub fn covers(&self, wanted: &Scope) -> bool {
+        wanted.0.iter().all(|w| {
+            let Some((wres, wactions)) = w.rsplit_once(':') else {
+                return self.0.contains(w);
+            };
+            self.0.iter().any(|h| {
+                h.rsplit_once(':').is_some_and(|(hres, hactions)| {
+                    hres == wres
+                        && wactions
+                            .split(',')
+                            .all(|a| hactions.split(',').any(|b| b == a || b == "*"))
+                })
+            })
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -137,8 +155,14 @@ impl AuthState {
         match self.challenge.as_ref()? {
             Challenge::Basic => basic_value(creds?),
             Challenge::Bearer { .. } => {
-                let t = self.tokens.get(scope)?;
-                (t.expires > Instant::now()).then(|| t.header.clone())
+                let now = Instant::now();
+                if let Some(t) = self.tokens.get(scope).filter(|t| t.expires > now) {
+                    return Some(t.header.clone());
+                }
+                self.tokens
+                    .iter()
+                    .find(|(s, t)| t.expires > now && s.covers(scope))
+                    .map(|(_, t)| t.header.clone())
             }
         }
     }
@@ -289,6 +313,14 @@ mod tests {
             None,
             "realm is required"
         );
+    }
+
+    #[test]
+    fn push_scope_covers_pull_of_the_same_repository_only() {
+        assert!(Scope::push("a").covers(&Scope::pull("a")));
+        assert!(!Scope::pull("a").covers(&Scope::push("a")));
+        assert!(!Scope::push("a").covers(&Scope::pull("b")));
+        assert!(Scope::push_mount("a", "b").covers(&Scope::pull("b")));
     }
 
     #[test]
