@@ -141,7 +141,7 @@ impl Transport {
                 match self
                     .http
                     .get(&probe)
-                    .timeout(Duration::from_secs(10))
+                    .timeout(Duration::from_secs(5))
                     .send()
                     .await
                 {

@@ -17,6 +17,8 @@ pub struct Faults {
     pub blob_drop: usize,
     /// Every blob GET has its last byte flipped.
     pub corrupt_blobs: bool,
+    /// Every manifest GET has its last byte flipped.
+    pub corrupt_manifests: bool,
     /// The next N upload requests (POST/PATCH/PUT on blobs/uploads) answer 500.
     pub upload_500: usize,
     /// Requests seen: `METHOD path [range]`.
@@ -79,6 +81,10 @@ async fn handle(
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
+        if buf[0] == 0x16 {
+            // A TLS ClientHello (kiln probing for HTTPS): a plain HTTP server hangs up.
+            return Ok(());
+        }
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let mut lines = head.split("\r\n");
@@ -135,7 +141,8 @@ async fn handle(
             Action::Drop
         } else {
             Action::Forward {
-                corrupt: is_blob_get && f.corrupt_blobs,
+                corrupt: (is_blob_get && f.corrupt_blobs)
+                    || (method == "GET" && path.contains("/manifests/") && f.corrupt_manifests),
             }
         }
     };
