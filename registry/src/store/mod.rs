@@ -12,15 +12,15 @@
 //! [`Store::untag`] and [`Store::gc`] serialize on `<root>/lock`, so several kiln processes can
 //! share one store.
 
-mod blob;
+pub(crate) mod blob;
 mod fsck;
 mod gc;
-mod index;
+pub(crate) mod index;
 mod lock;
 pub mod testing;
 #[cfg(test)]
 mod tests;
-mod walk;
+pub(crate) mod walk;
 
 use std::fs::{self, File};
 use std::io::Read;
