@@ -27,6 +27,13 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // The sandbox re-executes kiln as the init of each RUN step; that must happen before clap
+    // or any thread starts.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(builder::sandbox::INIT_ARG))
+    {
+        builder::sandbox::init_main();
+    }
     let cli = Cli::parse();
     init_logging(cli.debug);
     let globals = cmd::Globals {

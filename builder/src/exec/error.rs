@@ -26,6 +26,11 @@ pub enum BuildError {
     Store(#[from] registry::Error),
     #[error(transparent)]
     Layer(#[from] crate::layer::Error),
+    #[error("layer {layer}: {message}")]
+    Snapshot {
+        layer: registry::Digest,
+        message: String,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

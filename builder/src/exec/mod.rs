@@ -5,7 +5,9 @@
 //! - [`state`]: the stage's config, layers and variables in scope.
 //! - [`config`]: instructions that only change the config.
 //! - [`copy`]: COPY/ADD written straight into a layer.
-//! - [`stagefs`], [`rootfs`]: the stage's files, for destination lookups and `COPY --from`.
+//! - [`layers`]: stored layers unpacked into snapshots (verified), and diffs written as layers.
+//! - [`rootfs`]: questions about a stage's files (destinations, users), asked of a snapshot view.
+//! - [`run`]: RUN in the sandbox.
 //! - [`image`]: the finished stage stored as config + manifest.
 
 pub mod base;
@@ -13,8 +15,9 @@ pub mod config;
 pub mod copy;
 pub mod error;
 pub mod image;
+pub mod layers;
 pub mod rootfs;
-pub mod stagefs;
+mod run;
 pub mod state;
 mod steps;
 
@@ -28,10 +31,11 @@ use registry::store::Store;
 use crate::context::Context;
 use crate::dockerfile::{self, Instruction};
 use crate::plan::{Base, BuildArgs, BuildGraph, PlatformArgs};
+use crate::sandbox::{NetworkMode, Sandbox};
+use crate::snapshot::{open_snapshotter, Snapshotter, SnapshotterKind};
 
 pub use error::BuildError;
 pub use image::BuiltImage;
-use stagefs::StageFs;
 use state::StageState;
 
 /// How to build, as given on the command line.
@@ -46,6 +50,12 @@ pub struct BuildOptions {
     /// `SOURCE_DATE_EPOCH`: clamps file mtimes and sets every `created` timestamp.
     pub source_date_epoch: Option<i64>,
     pub no_cache: bool,
+    /// `--snapshotter`; `None` picks overlay where it can be mounted.
+    pub snapshotter: Option<SnapshotterKind>,
+    /// `--network` for RUN steps without their own `--network`.
+    pub network: NetworkMode,
+    /// `--allow security.insecure`: lets `RUN --security=insecure` run privileged.
+    pub allow_insecure: bool,
 }
 
 impl Default for BuildOptions {
@@ -58,6 +68,9 @@ impl Default for BuildOptions {
             compression: Compression::Gzip,
             source_date_epoch: None,
             no_cache: false,
+            snapshotter: None,
+            network: NetworkMode::Host,
+            allow_insecure: false,
         }
     }
 }
@@ -80,6 +93,8 @@ pub trait Progress: Sync {
     /// The step started last finished.
     fn step_done(&self, cached: bool, elapsed: Duration);
     fn note(&self, message: &str);
+    /// Output of the running step (RUN's stdout and stderr).
+    fn output(&self, data: &[u8]);
 }
 
 /// A progress sink that says nothing.
@@ -89,19 +104,21 @@ impl Progress for Silent {
     fn step(&self, _: &str, _: usize, _: usize, _: &str) {}
     fn step_done(&self, _: bool, _: Duration) {}
     fn note(&self, _: &str) {}
+    fn output(&self, _: &[u8]) {}
 }
 
-/// A finished stage: its state and its files (the source of `COPY --from`).
+/// A finished stage (its layers are the source of `COPY --from`).
 struct StageOutput {
     state: StageState,
-    fs: StageFs,
 }
 
 pub struct Builder<'a> {
     store: &'a Store,
     opts: &'a BuildOptions,
     progress: &'a dyn Progress,
-    /// Scratch space for this build (stage rootfs dirs); removed when the builder is dropped.
+    sandbox: &'a dyn Sandbox,
+    snapshotter: Box<dyn Snapshotter>,
+    /// Scratch space for this build; removed when the builder is dropped.
     work: tempfile::TempDir,
 }
 
@@ -110,6 +127,7 @@ impl<'a> Builder<'a> {
         store: &'a Store,
         opts: &'a BuildOptions,
         progress: &'a dyn Progress,
+        sandbox: &'a dyn Sandbox,
     ) -> Result<Builder<'a>, BuildError> {
         let tmp = store.root().join("tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| BuildError::io(&tmp, e))?;
@@ -117,10 +135,18 @@ impl<'a> Builder<'a> {
             .prefix("build-")
             .tempdir_in(&tmp)
             .map_err(|e| BuildError::io(&tmp, e))?;
+        let snapshotter = open_snapshotter(store.root(), opts.snapshotter).map_err(|e| {
+            BuildError::io(
+                store.root().join("snapshots"),
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
         Ok(Builder {
             store,
             opts,
             progress,
+            sandbox,
+            snapshotter,
             work,
         })
     }
@@ -214,7 +240,6 @@ impl<'a> Builder<'a> {
         let mut instructions = onbuild_triggers(&mut state, &stage.from)?;
         instructions.extend(stage.instructions.iter().cloned());
 
-        let mut fs = StageFs::new(self.work.path())?;
         let name = stage.display_name();
         let total = instructions.len() + 1;
         self.progress.step(&name, 1, total, &stage.from.original);
@@ -225,7 +250,6 @@ impl<'a> Builder<'a> {
             context,
             done,
             state: &mut state,
-            fs: &mut fs,
         };
         for (n, ins) in instructions.iter().enumerate() {
             let started = std::time::Instant::now();
@@ -233,9 +257,7 @@ impl<'a> Builder<'a> {
             run.step(ins)?;
             self.progress.step_done(false, started.elapsed());
         }
-        // Later stages read this one's files (COPY --from).
-        fs.sync(self.store, &state.layers)?;
-        Ok(StageOutput { state, fs })
+        Ok(StageOutput { state })
     }
 }
 

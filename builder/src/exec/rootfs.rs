@@ -123,6 +123,66 @@ impl<'a> RootfsView<'a> {
     }
 }
 
+impl RootfsView<'_> {
+    /// The user a process runs as for `USER spec` (runtime rules, as runc applies them): a
+    /// name must exist in /etc/passwd; a numeric uid takes its passwd entry's group, else 0;
+    /// an explicit group wins; supplementary groups come from /etc/group membership.
+    pub fn resolve_runtime_user(&self, spec: &str) -> Result<(u32, u32, Vec<u32>), String> {
+        if spec.is_empty() {
+            return Ok((0, 0, Vec::new()));
+        }
+        let (user, group) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        let passwd = self.read_file("/etc/passwd").unwrap_or_default();
+        let entries: Vec<Vec<&str>> = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .filter(|f| f.len() >= 4)
+            .collect();
+        let (uid, gid, name) = match user.parse::<u32>() {
+            Ok(uid) => match entries.iter().find(|f| f[2].parse() == Ok(uid)) {
+                Some(f) => (uid, f[3].parse().unwrap_or(0), Some(f[0].to_string())),
+                None => (uid, 0, None),
+            },
+            Err(_) => {
+                let f = entries.iter().find(|f| f[0] == user).ok_or_else(|| {
+                    format!("unable to find user {user}: no matching entries in passwd file")
+                })?;
+                let uid = f[2]
+                    .parse()
+                    .map_err(|_| format!("invalid uid for user {user} in /etc/passwd"))?;
+                (uid, f[3].parse().unwrap_or(0), Some(user.to_string()))
+            }
+        };
+        let gid = match group {
+            None | Some("") => gid,
+            Some(g) => match g.parse::<u32>() {
+                Ok(gid) => gid,
+                Err(_) => self.group(g).ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
+            },
+        };
+        let mut groups = Vec::new();
+        if let (Some(name), None) = (name, group) {
+            let group_file = self.read_file("/etc/group").unwrap_or_default();
+            for line in group_file.lines() {
+                let f: Vec<&str> = line.split(':').collect();
+                if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
+                    if let Ok(g) = f[2].parse::<u32>() {
+                        if g != gid && !groups.contains(&g) {
+                            groups.push(g);
+                        }
+                    }
+                }
+            }
+        }
+        Ok((uid, gid, groups))
+    }
+}
+
 fn split(path: &str) -> Vec<String> {
     path.split('/')
         .filter(|c| !c.is_empty() && *c != ".")
@@ -178,5 +238,36 @@ mod tests {
         assert_eq!(v.resolve_owner("7").unwrap(), (7, 7));
         assert_eq!(v.resolve_owner("7:8").unwrap(), (7, 8));
         assert!(v.resolve_owner("nobody").unwrap_err().contains("nobody"));
+    }
+
+    #[test]
+    fn runtime_users_follow_runc_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("etc")).unwrap();
+        fs::write(
+            dir.path().join("etc/passwd"),
+            "app:x:1001:1002::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("etc/group"),
+            "staff:x:50:app,other\napp:x:1002:\n",
+        )
+        .unwrap();
+        let v = RootfsView::new(dir.path());
+        assert_eq!(
+            v.resolve_runtime_user("app").unwrap(),
+            (1001, 1002, vec![50])
+        );
+        assert_eq!(
+            v.resolve_runtime_user("1001").unwrap(),
+            (1001, 1002, vec![50])
+        );
+        assert_eq!(v.resolve_runtime_user("4242").unwrap(), (4242, 0, vec![]));
+        assert_eq!(
+            v.resolve_runtime_user("app:staff").unwrap(),
+            (1001, 50, vec![])
+        );
+        assert!(v.resolve_runtime_user("ghost").is_err());
     }
 }

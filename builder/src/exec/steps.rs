@@ -11,10 +11,11 @@ use crate::plan::{predefined_args, BuildGraph, FromRef};
 
 use super::copy::{write_archive, write_copy, CopyEntry, CopySpec};
 use super::error::BuildError;
+use super::layers::ensure_chain;
 use super::rootfs::RootfsView;
-use super::stagefs::StageFs;
 use super::state::{resolve_path, LayerRef, StageState};
 use super::{base, config, Builder, StageOutput};
+use crate::snapshot::SnapshotView;
 
 pub(super) struct StageRun<'r, 'a> {
     pub builder: &'r Builder<'a>,
@@ -22,15 +23,13 @@ pub(super) struct StageRun<'r, 'a> {
     pub context: &'r Context,
     pub done: &'r HashMap<usize, StageOutput>,
     pub state: &'r mut StageState,
-    pub fs: &'r mut StageFs,
 }
 
 /// Where COPY reads from: the build context, or another stage's or image's files.
 enum SourceRoot<'c> {
     Context(&'c Context),
-    // The StageFs keeps the image's unpacked files alive while they are read.
-    Other(Context, #[allow(dead_code)] StageFs),
-    OtherStage(Context),
+    /// Another stage's or an image's files; the view keeps them readable meanwhile.
+    Snapshot(Context, #[allow(dead_code)] Box<dyn SnapshotView>),
 }
 
 impl StageRun<'_, '_> {
@@ -58,9 +57,7 @@ impl StageRun<'_, '_> {
             }
             InstructionKind::Copy(c) => self.copy(ins, c),
             InstructionKind::Add(a) => self.add(ins, a),
-            InstructionKind::Run(_) => Err(at(
-                &"RUN is not supported by this kiln build yet (sandboxed RUN is in progress)",
-            )),
+            InstructionKind::Run(r) => self.run(ins, r),
             InstructionKind::Workdir(_) => {
                 config::apply(self.state, &kind).map_err(|e| at(&e))?;
                 self.make_workdir(ins)
@@ -74,12 +71,17 @@ impl StageRun<'_, '_> {
         }
     }
 
-    fn history(&mut self, ins: &Instruction, fs_step: bool, layer: Option<LayerRef>) {
+    pub(super) fn history(&mut self, ins: &Instruction, fs_step: bool, layer: Option<LayerRef>) {
         let created_by = if fs_step {
             format!("{} # buildkit", one_line(&ins.original))
         } else {
             one_line(&ins.original)
         };
+        self.history_as(&created_by, layer);
+    }
+
+    pub(super) fn history_as(&mut self, created_by: &str, layer: Option<LayerRef>) {
+        let created_by = created_by.to_string();
         let history = History {
             created: Some(self.builder.now_string()),
             created_by: Some(created_by),
@@ -89,7 +91,7 @@ impl StageRun<'_, '_> {
         self.state.commit(history, layer);
     }
 
-    fn new_layer(&self) -> Result<LayerWriter, BuildError> {
+    pub(super) fn new_layer(&self) -> Result<LayerWriter, BuildError> {
         Ok(LayerWriter::new(
             self.builder.store,
             self.builder.opts.compression,
@@ -97,7 +99,11 @@ impl StageRun<'_, '_> {
         )?)
     }
 
-    fn finish_layer(&mut self, ins: &Instruction, writer: LayerWriter) -> Result<(), BuildError> {
+    pub(super) fn finish_layer(
+        &mut self,
+        ins: &Instruction,
+        writer: LayerWriter,
+    ) -> Result<(), BuildError> {
         let info = writer.finish()?;
         let layer = LayerRef {
             descriptor: info.descriptor,
@@ -107,25 +113,28 @@ impl StageRun<'_, '_> {
         Ok(())
     }
 
-    fn sync_fs(&mut self) -> Result<(), BuildError> {
-        self.fs.sync(self.builder.store, &self.state.layers)
+    /// A read-only view of the stage's files as they are now.
+    pub(super) fn view(&self) -> Result<Box<dyn SnapshotView>, BuildError> {
+        view_of(self.builder, &self.state.layers)
     }
 
     fn owner(
         &self,
         ins: &Instruction,
+        view: &RootfsView<'_>,
         spec: Option<&str>,
     ) -> Result<Option<(u32, u32)>, BuildError> {
         let Some(spec) = spec else { return Ok(None) };
-        let view = RootfsView::new(self.fs.root());
         view.resolve_owner(spec)
             .map(Some)
             .map_err(|e| BuildError::at(&ins.span, &ins.original, e))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn copy_spec(
         &self,
         ins: &Instruction,
+        view: &RootfsView<'_>,
         dest: &str,
         source_args: usize,
         chown: Option<&str>,
@@ -151,7 +160,7 @@ impl StageRun<'_, '_> {
             dest: dest.to_string(),
             workdir: self.state.working_dir(),
             source_args,
-            owner: self.owner(ins, chown)?,
+            owner: self.owner(ins, view, chown)?,
             preserve_owner,
             chmod,
             now: self.builder.now().0,
@@ -174,27 +183,28 @@ impl StageRun<'_, '_> {
                     .done
                     .get(&j)
                     .ok_or_else(|| at(&format!("stage {from:?} was not built")))?;
-                let ctx = Context::with_ignore(out.fs.root(), no_ignore()).map_err(|e| at(&e))?;
-                Ok(SourceRoot::OtherStage(ctx))
+                let view = view_of(self.builder, &out.state.layers)?;
+                let ctx = Context::with_ignore(view.rootfs(), no_ignore()).map_err(|e| at(&e))?;
+                Ok(SourceRoot::Snapshot(ctx, view))
             }
             FromRef::Image(name) => {
                 let state = base::load(self.builder.store, &name, &self.builder.opts.platforms)
                     .map_err(|e| at(&e))?;
-                let mut fs = StageFs::new(self.builder.work.path())?;
-                fs.sync(self.builder.store, &state.layers)?;
-                let ctx = Context::with_ignore(fs.root(), no_ignore()).map_err(|e| at(&e))?;
-                Ok(SourceRoot::Other(ctx, fs))
+                let view = view_of(self.builder, &state.layers)?;
+                let ctx = Context::with_ignore(view.rootfs(), no_ignore()).map_err(|e| at(&e))?;
+                Ok(SourceRoot::Snapshot(ctx, view))
             }
         }
     }
 
     fn copy(&mut self, ins: &Instruction, c: &CopyInstr) -> Result<(), BuildError> {
         let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
-        self.sync_fs()?;
+        let stage_view = self.view()?;
+        let view = RootfsView::new(stage_view.rootfs());
         let root = self.source_root(ins, c.from.as_deref())?;
         let ctx = match &root {
             SourceRoot::Context(c) => *c,
-            SourceRoot::Other(c, _) | SourceRoot::OtherStage(c) => c,
+            SourceRoot::Snapshot(c, _) => c,
         };
         let opts = SourceOptions {
             excludes: c.exclude.clone(),
@@ -203,6 +213,7 @@ impl StageRun<'_, '_> {
         let sources = ctx.resolve_sources(&c.sources, &opts).map_err(|e| at(&e))?;
         let spec = self.copy_spec(
             ins,
+            &view,
             &c.dest,
             c.sources.len() + c.heredocs.len(),
             c.chown.as_deref(),
@@ -220,7 +231,6 @@ impl StageRun<'_, '_> {
             ));
         }
         let mut writer = self.new_layer()?;
-        let view = RootfsView::new(self.fs.root());
         write_copy(&view, &spec, &entries, &mut writer).map_err(|e| at(&e))?;
         drop(root);
         self.finish_layer(ins, writer)
@@ -236,7 +246,8 @@ impl StageRun<'_, '_> {
         if a.checksum.is_some() {
             return Err(at(&"--checksum is only supported for HTTP(S) sources"));
         }
-        self.sync_fs()?;
+        let stage_view = self.view()?;
+        let view = RootfsView::new(stage_view.rootfs());
         let opts = SourceOptions {
             excludes: a.exclude.clone(),
             parents: false,
@@ -247,6 +258,7 @@ impl StageRun<'_, '_> {
             .map_err(|e| at(&e))?;
         let spec = self.copy_spec(
             ins,
+            &view,
             &a.dest,
             a.sources.len() + a.heredocs.len(),
             a.chown.as_deref(),
@@ -276,7 +288,6 @@ impl StageRun<'_, '_> {
             ));
         }
         let mut writer = self.new_layer()?;
-        let view = RootfsView::new(self.fs.root());
         let mut spec = spec;
         if !archives.is_empty() {
             // Archives always unpack into a directory.
@@ -302,9 +313,9 @@ impl StageRun<'_, '_> {
 
     /// WORKDIR creates its directory (owned by USER, as BuildKit does) when it is missing.
     fn make_workdir(&mut self, ins: &Instruction) -> Result<(), BuildError> {
-        self.sync_fs()?;
         let wd = self.state.working_dir();
-        let view = RootfsView::new(self.fs.root());
+        let stage_view = self.view()?;
+        let view = RootfsView::new(stage_view.rootfs());
         if view.is_dir(&view.canonicalize(&wd, true)) {
             self.history(ins, false, None);
             return Ok(());
@@ -316,13 +327,35 @@ impl StageRun<'_, '_> {
             .container_config()
             .user
             .filter(|u| !u.is_empty() && view.resolve_owner(u).is_ok());
-        let mut spec = self.copy_spec(ins, &format!("{wd}/"), 1, user.as_deref(), None, false)?;
+        let mut spec = self.copy_spec(
+            ins,
+            &view,
+            &format!("{wd}/"),
+            1,
+            user.as_deref(),
+            None,
+            false,
+        )?;
         spec.now = self.builder.now().0;
         let mut writer = self.new_layer()?;
         write_copy(&view, &spec, &[], &mut writer)
             .map_err(|e| BuildError::at(&ins.span, &ins.original, e))?;
         self.finish_layer(ins, writer)
     }
+}
+
+/// A read-only view of the files of `layers` (unpacked once per chain).
+fn view_of(
+    builder: &Builder<'_>,
+    layers: &[LayerRef],
+) -> Result<Box<dyn SnapshotView>, BuildError> {
+    let chain = ensure_chain(builder.store, builder.snapshotter.as_ref(), layers)?;
+    builder.snapshotter.view(chain.as_ref()).map_err(|e| {
+        BuildError::io(
+            builder.store.root().join("snapshots"),
+            std::io::Error::other(e.to_string()),
+        )
+    })
 }
 
 fn is_url(s: &str) -> bool {

@@ -87,6 +87,45 @@ pub trait Snapshotter: Send + Sync {
 
     /// A writable rootfs on top of `parent` (an empty one for `None`).
     fn prepare(&self, parent: Option<&Digest>) -> Result<Box<dyn ActiveSnapshot>>;
+
+    /// A read-only look at `chain` for lookups and `COPY --from`; never written through. The
+    /// default is a prepared snapshot that is dropped unused.
+    fn view(&self, chain: Option<&Digest>) -> Result<Box<dyn SnapshotView>> {
+        Ok(Box::new(PreparedView(self.prepare(chain)?)))
+    }
+}
+
+/// A rootfs to read (see [`Snapshotter::view`]).
+pub trait SnapshotView: Send {
+    fn rootfs(&self) -> &Path;
+}
+
+pub(crate) struct PreparedView(pub Box<dyn ActiveSnapshot>);
+
+impl SnapshotView for PreparedView {
+    fn rootfs(&self) -> &Path {
+        self.0.rootfs()
+    }
+}
+
+/// A committed snapshot's own directory, when it holds the whole tree (native).
+pub(crate) struct DirView(pub PathBuf);
+
+impl SnapshotView for DirView {
+    fn rootfs(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// Reads what is left of a layer stream after its tar end marker.
+pub(crate) fn drain(tar: &mut dyn Read, diff_id: &Digest) -> Result<()> {
+    std::io::copy(tar, &mut std::io::sink()).map_err(|e| {
+        SnapshotError::io(
+            PathBuf::from(format!("layer {diff_id}")),
+            std::io::Error::new(e.kind(), e.to_string()),
+        )
+    })?;
+    Ok(())
 }
 
 /// A writable snapshot. Dropping it without [`ActiveSnapshot::commit`] discards it.

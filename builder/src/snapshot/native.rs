@@ -16,6 +16,7 @@ use registry::Digest;
 use rustix::fs::{self as rfs, AtFlags, FileType, StatxFlags};
 
 use super::copy::copy_tree;
+use super::drain;
 use super::error::{Result, SnapshotError};
 use super::walk::{entry_meta, file_type, read_sorted, DiffStats, Emitter};
 use super::{chain_id, ActiveSnapshot, Chains, DiffSink, Snapshotter, SnapshotterKind};
@@ -52,6 +53,17 @@ impl Snapshotter for NativeSnapshotter {
         self.chains.exists(chain)
     }
 
+    /// A native snapshot holds its whole tree: look at it in place, no copy.
+    fn view(&self, chain: Option<&Digest>) -> Result<Box<dyn super::SnapshotView>> {
+        match chain {
+            Some(c) => Ok(Box::new(super::DirView(self.chains.require(c)?))),
+            None => {
+                let active = self.prepare(None)?;
+                Ok(Box::new(super::PreparedView(active)))
+            }
+        }
+    }
+
     fn apply_layer(
         &self,
         parent: Option<&Digest>,
@@ -63,12 +75,15 @@ impl Snapshotter for NativeSnapshotter {
             return Ok(chain);
         }
         let (tmp, fs) = self.fresh_tree(parent)?;
-        unpack_layer(tar, &fs, UnpackOptions::default()).map_err(|source| {
+        unpack_layer(&mut *tar, &fs, UnpackOptions::default()).map_err(|source| {
             SnapshotError::Unpack {
                 diff_id: diff_id.clone(),
                 source,
             }
         })?;
+        // Read to the end: the caller's reader verifies digests at EOF, and a layer that
+        // fails them must not be published.
+        drain(tar, diff_id)?;
         self.chains.publish(tmp, &chain, parent)?;
         Ok(chain)
     }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use registry::Digest;
 use rustix::mount::{MountFlags, UnmountFlags};
 
+use super::drain;
 use super::error::{Result, SnapshotError};
 use super::walk::{entry_meta, file_type, read_sorted, DiffStats, Emitter};
 use super::{chain_id, ActiveSnapshot, Chains, DiffSink, Snapshotter, SnapshotterKind};
@@ -71,10 +72,13 @@ impl Snapshotter for OverlaySnapshotter {
             whiteouts: WhiteoutMode::Overlay,
             ..UnpackOptions::default()
         };
-        unpack_layer(tar, &fs, opts).map_err(|source| SnapshotError::Unpack {
+        unpack_layer(&mut *tar, &fs, opts).map_err(|source| SnapshotError::Unpack {
             diff_id: diff_id.clone(),
             source,
         })?;
+        // Read to the end: the caller's reader verifies digests at EOF, and a layer that
+        // fails them must not be published.
+        drain(tar, diff_id)?;
         self.chains.publish(tmp, &chain, parent)?;
         Ok(chain)
     }
@@ -151,7 +155,12 @@ fn mount_overlay(
 
 /// The new mount API passes one lower dir per call (`lowerdir+`, Linux 6.8+), so the
 /// number of layers is not limited by the one-page option string of mount(2).
-fn mount_overlay_fsconfig(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> std::io::Result<()> {
+fn mount_overlay_fsconfig(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> std::io::Result<()> {
     use rustix::mount::{self as m, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags};
     let fs = m::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
     for l in lowers {
@@ -164,7 +173,13 @@ fn mount_overlay_fsconfig(lowers: &[PathBuf], upper: &Path, work: &Path, target:
     }
     m::fsconfig_create(&fs)?;
     let mnt = m::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
-    m::move_mount(&mnt, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
+    m::move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?;
     Ok(())
 }
 

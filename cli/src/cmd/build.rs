@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use builder::exec::{BuildInput, BuildOptions, Builder, BuiltImage, Progress, Silent};
 use builder::plan::{BuildArgs, PlatformArgs};
+use builder::sandbox::{LinuxSandbox, NetworkMode};
+use builder::snapshot::SnapshotterKind;
 use registry::media_types::Compression;
 use registry::reference::Reference;
 use registry::Platform;
@@ -58,6 +60,15 @@ pub struct Args {
     /// Parse and validate the Dockerfile and its stage graph without building
     #[arg(long)]
     check: bool,
+    /// Snapshotter for RUN steps: overlay or native (default: overlay where it can be mounted)
+    #[arg(long)]
+    snapshotter: Option<String>,
+    /// Networking mode for RUN steps (host, none)
+    #[arg(long, default_value = "host")]
+    network: String,
+    /// Allow extra privileged entitlement (security.insecure)
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    allow: Vec<String>,
     /// Build context directory
     #[arg(value_name = "CONTEXT")]
     context: PathBuf,
@@ -98,7 +109,8 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         plain = PlainProgress::new(args.progress.resolve(std::io::stderr().is_terminal()));
         &plain
     };
-    let builder = Builder::new(&store, &opts, progress)?;
+    let sandbox = LinuxSandbox::current_exe()?;
+    let builder = Builder::new(&store, &opts, progress, &sandbox)?;
     let image = builder.build(&input)?;
     drop(builder);
     for tag in &tags {
@@ -208,7 +220,29 @@ fn options(args: &Args) -> Result<BuildOptions> {
                 .with_context(|| format!("invalid SOURCE_DATE_EPOCH {s:?}"))
         })
         .transpose()?;
+    let snapshotter = args
+        .snapshotter
+        .as_deref()
+        .map(|s| s.parse::<SnapshotterKind>())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("invalid --snapshotter: {e}"))?;
+    let network = match args.network.as_str() {
+        "host" | "default" => NetworkMode::Host,
+        "none" => NetworkMode::None,
+        other => bail!("invalid --network {other:?}: expected host or none"),
+    };
+    let mut allow_insecure = false;
+    for a in &args.allow {
+        match a.as_str() {
+            "security.insecure" => allow_insecure = true,
+            "network.host" => {}
+            other => bail!("unknown --allow entitlement {other:?}"),
+        }
+    }
     Ok(BuildOptions {
+        snapshotter,
+        network,
+        allow_insecure,
         build_args: BuildArgs(build_args),
         platforms,
         target: args.target.clone(),

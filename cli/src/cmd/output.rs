@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use builder::exec::stagefs::unpack_verified;
+use builder::exec::layers::unpack_verified;
 use builder::exec::BuiltImage;
 use registry::archive::{export_oci_layout, save, write_oci_archive, OciImage, SaveImage};
 use registry::image::LocalImage;

@@ -80,4 +80,10 @@ impl Progress for PlainProgress {
     fn note(&self, message: &str) {
         eprintln!("{message}");
     }
+
+    fn output(&self, data: &[u8]) {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(data);
+        let _ = err.flush();
+    }
 }
