@@ -231,7 +231,13 @@ impl DirMaker<'_, '_> {
                 continue;
             }
             match self.view.lstat(&prefix) {
-                Some(md) if md.is_dir() => {}
+                // Existing parents go into the layer with their own metadata, as Docker's
+                // layers carry them: a layer unpacked on its own (an overlay lower) must not
+                // invent them with other owners or modes.
+                Some(md) if md.is_dir() => {
+                    writer.add_dir(prefix.trim_start_matches('/'), &existing_meta(&md))?;
+                    self.created.insert(prefix.clone());
+                }
                 Some(_) => {
                     return Err(CopyError::NotADirectory {
                         path: prefix.clone(),
@@ -258,6 +264,17 @@ impl DirMaker<'_, '_> {
         let c = self.view.canonicalize(dir, true);
         self.canonical.insert(dir.to_string(), c.clone());
         c
+    }
+}
+
+fn existing_meta(md: &std::fs::Metadata) -> EntryMeta {
+    use std::os::unix::fs::MetadataExt;
+    EntryMeta {
+        mode: md.mode() & 0o7777,
+        uid: md.uid() as u64,
+        gid: md.gid() as u64,
+        mtime: md.mtime(),
+        xattrs: Default::default(),
     }
 }
 

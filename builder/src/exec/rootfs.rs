@@ -128,9 +128,7 @@ impl RootfsView<'_> {
     /// name must exist in /etc/passwd; a numeric uid takes its passwd entry's group, else 0;
     /// an explicit group wins; supplementary groups come from /etc/group membership.
     pub fn resolve_runtime_user(&self, spec: &str) -> Result<(u32, u32, Vec<u32>), String> {
-        if spec.is_empty() {
-            return Ok((0, 0, Vec::new()));
-        }
+        let spec = if spec.is_empty() { "0" } else { spec };
         let (user, group) = match spec.split_once(':') {
             Some((u, g)) => (u, Some(g)),
             None => (spec, None),
@@ -165,14 +163,15 @@ impl RootfsView<'_> {
                 })?,
             },
         };
-        let mut groups = Vec::new();
+        // runc lists the primary group among the supplementary ones (`id` shows it).
+        let mut groups = vec![gid];
         if let (Some(name), None) = (name, group) {
             let group_file = self.read_file("/etc/group").unwrap_or_default();
             for line in group_file.lines() {
                 let f: Vec<&str> = line.split(':').collect();
                 if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
                     if let Ok(g) = f[2].parse::<u32>() {
-                        if g != gid && !groups.contains(&g) {
+                        if !groups.contains(&g) {
                             groups.push(g);
                         }
                     }
@@ -257,16 +256,16 @@ mod tests {
         let v = RootfsView::new(dir.path());
         assert_eq!(
             v.resolve_runtime_user("app").unwrap(),
-            (1001, 1002, vec![50])
+            (1001, 1002, vec![1002, 50])
         );
         assert_eq!(
             v.resolve_runtime_user("1001").unwrap(),
-            (1001, 1002, vec![50])
+            (1001, 1002, vec![1002, 50])
         );
-        assert_eq!(v.resolve_runtime_user("4242").unwrap(), (4242, 0, vec![]));
+        assert_eq!(v.resolve_runtime_user("4242").unwrap(), (4242, 0, vec![0]));
         assert_eq!(
             v.resolve_runtime_user("app:staff").unwrap(),
-            (1001, 50, vec![])
+            (1001, 50, vec![50])
         );
         assert!(v.resolve_runtime_user("ghost").is_err());
     }
