@@ -54,12 +54,19 @@ fn context_dir(case: &Path) -> PathBuf {
     c
 }
 
-fn kiln_build_to_layout(case: &Path, store: &Path, out: &Path) -> std::process::Output {
+fn kiln_build_to_layout(
+    case: &Path,
+    store: &Path,
+    out: &Path,
+    snapshotter: &str,
+) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kiln"))
         .arg("--root")
         .arg(store)
         .arg("build")
         .arg("-q")
+        .arg("--snapshotter")
+        .arg(snapshotter)
         .arg("-f")
         .arg(case.join("Dockerfile"))
         .args(extra_args(case))
@@ -169,35 +176,51 @@ fn build_cases_match_buildah_goldens() {
         if update {
             continue;
         }
-        let output = kiln_build_to_layout(&case, &tmp.path().join("store"), &out);
-        if !output.status.success() {
-            failures.push(format!(
-                "{}: kiln build failed:\n{}",
-                case.display(),
-                String::from_utf8_lossy(&output.stderr)
-            ));
-            continue;
+        for snapshotter in ["overlay", "native"] {
+            let out = tmp.path().join(format!("out-{snapshotter}"));
+            let store = tmp.path().join(format!("store-{snapshotter}"));
+            let output = kiln_build_to_layout(&case, &store, &out, snapshotter);
+            if !output.status.success() {
+                failures.push(format!(
+                    "{} ({snapshotter}): kiln build failed:\n{}",
+                    case.display(),
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+                continue;
+            }
+            compare(&case, &expected, &out, snapshotter, &mut failures);
         }
-        let got_tree = tree::tree(&out, None);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn compare(
+    case: &Path,
+    expected: &Path,
+    out: &Path,
+    snapshotter: &str,
+    failures: &mut Vec<String>,
+) {
+    {
+        let got_tree = tree::tree(out, None);
         let want_tree = fs::read_to_string(expected.join("tree.txt")).unwrap_or_default();
         if got_tree != want_tree {
             failures.push(format!(
-                "{}: file tree differs from buildah's\n--- buildah\n{want_tree}--- kiln\n{got_tree}",
+                "{} ({snapshotter}): file tree differs from buildah's\n--- buildah\n{want_tree}--- kiln\n{got_tree}",
                 case.display()
             ));
         }
-        let got_cfg = tree::config_summary(&out, None);
+        let got_cfg = tree::config_summary(out, None);
         let want_cfg: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(expected.join("config.json")).unwrap())
                 .unwrap();
         if got_cfg != want_cfg {
             failures.push(format!(
-                "{}: config differs from buildah's\n--- buildah\n{want_cfg:#}\n--- kiln\n{got_cfg:#}",
+                "{} ({snapshotter}): config differs from buildah's\n--- buildah\n{want_cfg:#}\n--- kiln\n{got_cfg:#}",
                 case.display()
             ));
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[test]
@@ -209,7 +232,7 @@ fn failing_builds_name_the_fault_and_leave_the_store_unchanged() {
         fs::create_dir_all(&store).unwrap();
         // A store that already holds content must not change on a failed build.
         let before = store_snapshot(&store);
-        let output = kiln_build_to_layout(&case, &store, &tmp.path().join("out"));
+        let output = kiln_build_to_layout(&case, &store, &tmp.path().join("out"), "overlay");
         let stderr = String::from_utf8_lossy(&output.stderr);
         let want = fs::read_to_string(case.join("error.txt")).unwrap();
         if output.status.success() {
