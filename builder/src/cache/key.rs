@@ -223,26 +223,39 @@ impl Encoder {
         });
         // Which fields count depends on the type; each list is fixed per type, so the position
         // of a field identifies it.
+        // BuildKit's defaults are filled in first, so spelling a default out does not change
+        // the key.
         let fields: Vec<Option<String>> = match m.mount_type {
-            MountType::Secret | MountType::Ssh => vec![
-                m.id.clone(),
-                m.target.clone(),
-                m.env.clone(),
-                Some(m.required.to_string()),
-                num(m.mode.map(u64::from)),
-                num(m.uid.map(u64::from)),
-                num(m.gid.map(u64::from)),
-            ],
+            MountType::Secret | MountType::Ssh => {
+                let id = m.id.clone().or_else(|| {
+                    let target = m.target.as_deref()?;
+                    target.rsplit('/').next().map(str::to_string)
+                });
+                let default_mode = if m.mount_type == MountType::Secret {
+                    0o400
+                } else {
+                    0o600
+                };
+                vec![
+                    id,
+                    m.target.clone(),
+                    m.env.clone(),
+                    Some(m.required.to_string()),
+                    num(Some(u64::from(m.mode.unwrap_or(default_mode)))),
+                    num(Some(u64::from(m.uid.unwrap_or(0)))),
+                    num(Some(u64::from(m.gid.unwrap_or(0)))),
+                ]
+            }
             MountType::Cache => vec![
-                m.id.clone(),
+                m.id.clone().or_else(|| m.target.clone()),
                 m.target.clone(),
                 m.source.clone(),
                 m.from.clone(),
                 Some(m.readonly.to_string()),
-                sharing.map(str::to_string),
-                num(m.mode.map(u64::from)),
-                num(m.uid.map(u64::from)),
-                num(m.gid.map(u64::from)),
+                Some(sharing.unwrap_or("shared").to_string()),
+                num(Some(u64::from(m.mode.unwrap_or(0o755)))),
+                num(Some(u64::from(m.uid.unwrap_or(0)))),
+                num(Some(u64::from(m.gid.unwrap_or(0)))),
             ],
             MountType::Bind => vec![
                 m.target.clone(),
