@@ -36,6 +36,7 @@ impl LocalImage {
         let mut index = None;
         let mut current = desc.clone();
         for _ in 0..=MAX_INDEX_DEPTH {
+            crate::store::walk::check_manifest_size(store, &current.digest)?;
             let bytes = store.read_blob(&current.digest)?;
             let kind = ManifestKind::parse(&bytes, Some(&current.media_type)).map_err(|e| {
                 Error::invalid(format!("manifest {}", current.digest), e.to_string())

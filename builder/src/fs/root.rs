@@ -108,6 +108,52 @@ impl Root {
         Ok(Some((self.open_dir(parent, create)?, name.to_os_string())))
     }
 
+    /// Opens `rel` as an `O_PATH` descriptor, following symlinks (the final one too) inside
+    /// the root; used to address mount targets.
+    pub fn open_path(&self, rel: &Path) -> io::Result<OwnedFd> {
+        if self.use_openat2 && OPENAT2_WORKS.load(Ordering::Relaxed) {
+            match rfs::openat2(
+                &self.fd,
+                rel,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            ) {
+                Ok(fd) => return Ok(fd),
+                Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
+                    OPENAT2_WORKS.store(false, Ordering::Relaxed);
+                }
+                Err(rustix::io::Errno::XDEV | rustix::io::Errno::AGAIN) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Walk the whole path as directories except the last, then expand a final symlink
+        // by walking again with its target in place.
+        let mut rel = rel.to_path_buf();
+        for _ in 0..MAX_SYMLINKS {
+            let Some((dir, name)) = self.open_parent(&rel, false)? else {
+                return self.open_dir(Path::new(""), false);
+            };
+            let fd = rfs::openat(
+                &dir,
+                &name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            if FileType::from_raw_mode(rfs::fstat(&fd)?.st_mode) != FileType::Symlink {
+                return Ok(fd);
+            }
+            let target = rfs::readlinkat(&dir, &name, Vec::new())?;
+            let target = Path::new(OsStr::from_bytes(target.as_bytes()));
+            rel = if target.is_absolute() {
+                target.to_path_buf()
+            } else {
+                rel.parent().unwrap_or(Path::new("")).join(target)
+            };
+        }
+        Err(io::Error::from_raw_os_error(libc::ELOOP))
+    }
+
     fn walk(&self, rel: &Path, create: bool) -> io::Result<OwnedFd> {
         let mut stack: Vec<OwnedFd> = Vec::new();
         let mut pending: VecDeque<OsString> = components(rel).collect();
@@ -258,6 +304,32 @@ mod tests {
             .join(outside.strip_prefix("/").unwrap())
             .join("sub")
             .is_dir());
+    }
+
+    #[test]
+    fn open_path_follows_a_final_symlink_inside_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("run")).unwrap();
+        std::fs::write(root.join("run/resolv"), b"in").unwrap();
+        std::fs::create_dir(root.join("etc")).unwrap();
+        symlink("../run/resolv", root.join("etc/rel")).unwrap();
+        symlink("/run/resolv", root.join("etc/abs")).unwrap();
+        symlink("/etc/passwd", root.join("etc/out")).unwrap();
+        for r in both(&root) {
+            for p in ["etc/rel", "etc/abs"] {
+                let fd = r.open_path(Path::new(p)).unwrap();
+                let ino = std::fs::metadata(root.join("run/resolv")).unwrap();
+                assert_eq!(
+                    rfs::fstat(&fd).unwrap().st_ino,
+                    std::os::unix::fs::MetadataExt::ino(&ino)
+                );
+            }
+            assert!(
+                r.open_path(Path::new("etc/out")).is_err(),
+                "host /etc/passwd reached"
+            );
+        }
     }
 
     #[test]

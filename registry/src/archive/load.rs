@@ -1,6 +1,6 @@
 //! `docker load`: classic or combined docker-archives and OCI layout tars into the store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read};
 
 use serde::Deserialize;
@@ -19,6 +19,8 @@ use crate::store::{index::entry_ref, walk, Store};
 /// what a hostile archive can make kiln hold.
 const MAX_METADATA: u64 = 16 << 20;
 const METADATA: [&str; 4] = ["manifest.json", "index.json", "repositories", "oci-layout"];
+/// Indexes of indexes are followed this deep.
+const MAX_NESTING: usize = 8;
 /// Symlink chains in classic archives (shared layers) are followed this far.
 const MAX_LINK_DEPTH: usize = 16;
 
@@ -217,8 +219,9 @@ fn load_oci(
             .extend(e.repo_tags.clone().unwrap_or_default());
     }
     let mut out: BTreeMap<Digest, LoadedImage> = BTreeMap::new();
+    let mut seen = HashSet::new();
     for desc in &index.manifests {
-        check_graph(store, desc, true)?;
+        check_graph(store, desc, &mut seen)?;
         let mut tags: Vec<Reference> = entry_ref(desc).into_iter().collect();
         if tags.is_empty() && media_types::is_manifest(&desc.media_type) {
             let m: Manifest = serde_json::from_slice(&store.read_blob(&desc.digest)?)
@@ -246,24 +249,38 @@ fn load_oci(
 }
 
 /// Every blob a manifest needs is present with the size its descriptor says (digests were
-/// proven as they were stored). Absent children of an index are allowed.
-fn check_graph(store: &Store, desc: &Descriptor, required: bool) -> Result<()> {
-    let size = match store.blob_size(&desc.digest) {
-        Ok(s) => s,
-        Err(Error::BlobNotFound(_)) if !required => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if size != desc.size {
-        return Err(Error::SizeMismatch {
-            digest: desc.digest.clone(),
-            expected: desc.size,
-            actual: size,
-        });
-    }
-    let is_index = media_types::is_index(&desc.media_type);
-    if let Some(children) = walk::children(store, desc)? {
-        for c in &children {
-            check_graph(store, c, !is_index)?;
+/// proven as they were stored). Absent children of an index are allowed. Each blob is checked
+/// once, and indexes nest at most [`MAX_NESTING`] deep, so a hostile graph cannot make this
+/// loop or recurse without bound.
+fn check_graph(store: &Store, root: &Descriptor, seen: &mut HashSet<Digest>) -> Result<()> {
+    let mut stack = vec![(root.clone(), true, 0usize)];
+    while let Some((desc, required, depth)) = stack.pop() {
+        if seen.contains(&desc.digest) {
+            continue;
+        }
+        let size = match store.blob_size(&desc.digest) {
+            Ok(s) => s,
+            // Absent and optional: not marked seen, so a manifest needing it still fails.
+            Err(Error::BlobNotFound(_)) if !required => continue,
+            Err(e) => return Err(e),
+        };
+        seen.insert(desc.digest.clone());
+        if size != desc.size {
+            return Err(Error::SizeMismatch {
+                digest: desc.digest.clone(),
+                expected: desc.size,
+                actual: size,
+            });
+        }
+        let is_index = media_types::is_index(&desc.media_type);
+        if let Some(children) = walk::children(store, &desc)? {
+            if depth >= MAX_NESTING {
+                return Err(Error::invalid(
+                    format!("index {}", root.digest),
+                    "manifests nested too deep",
+                ));
+            }
+            stack.extend(children.into_iter().map(|c| (c, !is_index, depth + 1)));
         }
     }
     Ok(())

@@ -3,8 +3,9 @@
 //! - [`save`] writes the combined form Docker 25+ writes: an OCI image layout (`oci-layout`,
 //!   `index.json`, `blobs/`) plus the classic `manifest.json` and `repositories`, so `docker
 //!   load`, `podman load` and `skopeo ... docker-archive:FILE` all read it. Layers are written
-//!   uncompressed, verified against the config's diff_ids, as Docker's own archives are (every
-//!   docker-archive reader takes plain tars; some take nothing else).
+//!   uncompressed, verified against the config's diff_ids, as Docker's own archives are: every
+//!   docker-archive reader takes plain tars. (skopeo 1.9 also reads gzip layers there, checked
+//!   by hand, but plain tars need no reader to guess, and Docker writes nothing else.)
 //! - [`load`] reads a classic or combined docker-archive, or an OCI layout tar, streaming each
 //!   file into the store (hashed on the way, never held whole), verifying digests, and tags.
 //! - [`export_oci_layout`] and [`write_oci_archive`] write an OCI image layout directory or

@@ -89,6 +89,39 @@ fn save_then_load_round_trips_for_every_compression() {
 }
 
 #[test]
+fn compressed_archives_load() {
+    let (dir, src) = new_store();
+    let file = dir.path().join("img.tar");
+    let image = save_to(&src, &["app"], "cz", Compression::None, &file);
+    let plain = fs::read(&file).unwrap();
+    for c in [Compression::Gzip, Compression::Zstd] {
+        let (_d, dst) = new_store();
+        let packed = crate::store::testing::compress(&plain, c);
+        let loaded = load(&dst, &packed[..]).unwrap();
+        assert_eq!(&loaded[0].id, image.id(), "{c:?}");
+    }
+}
+
+#[test]
+fn saving_two_names_of_one_image_writes_one_entry() {
+    let (dir, store) = new_store();
+    let desc = make_image(&store, "two", 1, Compression::Gzip).unwrap();
+    let image = LocalImage::open(&store, &desc, &Platform::host()).unwrap();
+    let file = dir.path().join("two.tar");
+    let tags = vec![r("a:1"), r("b:2")];
+    save(
+        &store,
+        &[SaveImage { image, tags }],
+        fs::File::create(&file).unwrap(),
+    )
+    .unwrap();
+    let (_d2, dst) = new_store();
+    let loaded = load(&dst, fs::File::open(&file).unwrap()).unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].tags, vec![r("a:1"), r("b:2")]);
+}
+
+#[test]
 fn saved_archive_has_docker_and_oci_metadata() {
     let (dir, store) = new_store();
     let file = dir.path().join("img.tar");

@@ -114,7 +114,7 @@ impl Store {
                 .iter()
                 .position(|d| entry_ref(d).as_ref() == Some(&name))
                 .ok_or_else(|| Error::ImageNotFound(reference.familiar()))?;
-            Ok(index.manifests.remove(pos))
+            Ok(strip_names(index.manifests.remove(pos)))
         })
     }
 
@@ -133,7 +133,7 @@ impl Store {
         })
     }
 
-    /// Every tag, sorted by reference.
+    /// Every tag, sorted by reference. Descriptors come without the name annotations.
     pub fn list(&self) -> Result<Vec<(Reference, Descriptor)>> {
         let mut out: Vec<_> = self
             .list_all()?
@@ -151,11 +151,11 @@ impl Store {
             .read_index()?
             .manifests
             .into_iter()
-            .map(|d| (entry_ref(&d), d))
+            .map(|d| (entry_ref(&d), strip_names(d)))
             .collect())
     }
 
-    /// The manifest or index a reference names. With a tag, the tag is looked up (and must
+    /// The manifest or index a reference names (without the name annotations). With a tag, the tag is looked up (and must
     /// match the digest if both are given); with only a digest, the blob itself is used.
     pub fn resolve(&self, reference: &Reference) -> Result<Descriptor> {
         if reference.tag().is_some() {
@@ -165,7 +165,7 @@ impl Store {
                 .manifests
                 .into_iter()
                 .find(|d| entry_ref(d).as_ref() == Some(&name));
-            match (found, reference.digest()) {
+            match (found.map(strip_names), reference.digest()) {
                 (Some(d), Some(want)) if &d.digest != want => {}
                 (Some(d), _) => return Ok(d),
                 (None, None) => return Err(Error::ImageNotFound(reference.familiar())),
@@ -249,13 +249,6 @@ impl Store {
         if let Some(f) = found.as_mut() {
             // An image found by ID is not named by one of its tags.
             f.reference = None;
-            if let Some(a) = f.descriptor.annotations.as_mut() {
-                a.remove(REF_NAME_ANNOTATION);
-                a.remove(CONTAINERD_NAME_ANNOTATION);
-                if a.is_empty() {
-                    f.descriptor.annotations = None;
-                }
-            }
         }
         Ok(found)
     }
@@ -274,6 +267,19 @@ impl Store {
             bytes.len() as u64,
         ))
     }
+}
+
+/// An index.json entry without the name annotations: what callers get back, so a descriptor
+/// reused elsewhere (in a new index, a push) does not carry a stale name.
+fn strip_names(mut d: Descriptor) -> Descriptor {
+    if let Some(a) = d.annotations.as_mut() {
+        a.remove(REF_NAME_ANNOTATION);
+        a.remove(CONTAINERD_NAME_ANNOTATION);
+        if a.is_empty() {
+            d.annotations = None;
+        }
+    }
+    d
 }
 
 /// The reference an index.json entry names: kiln's fully-qualified ref.name, else

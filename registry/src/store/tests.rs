@@ -26,18 +26,20 @@ fn tag_resolve_untag_round_trip() {
     let img = make_image(&store, "a", 2, Compression::Gzip).unwrap();
     store.tag(&r("app:v1"), &img).unwrap();
     let got = store.resolve(&r("docker.io/library/app:v1")).unwrap();
-    assert_eq!(got.digest, img.digest);
+    // What callers get back is the plain descriptor; the names live in index.json.
+    assert_eq!(got, img);
+    let index = store.read_index().unwrap();
+    assert_eq!(index.schema_version, 2);
+    let entry = &index.manifests[0];
     assert_eq!(
-        got.annotation(REF_NAME_ANNOTATION),
+        entry.annotation(REF_NAME_ANNOTATION),
         Some("docker.io/library/app:v1")
     );
     assert_eq!(
-        got.annotation(CONTAINERD_NAME_ANNOTATION),
+        entry.annotation(CONTAINERD_NAME_ANNOTATION),
         Some("docker.io/library/app:v1")
     );
-    // index.json is a valid OCI layout index.
-    let text = fs::read_to_string(dir.path().join("index.json")).unwrap();
-    assert!(text.contains("\"schemaVersion\": 2"), "{text}");
+    assert!(fs::read_to_string(dir.path().join("index.json")).is_ok());
     assert_eq!(store.list().unwrap().len(), 1);
     assert_eq!(store.untag(&r("app:v1")).unwrap().digest, img.digest);
     assert!(matches!(
@@ -259,4 +261,50 @@ fn untagged_entries_survive_gc_and_are_not_listed() {
     // Tagging it replaces the dangling entry.
     store.tag(&r("a"), &m).unwrap();
     assert_eq!(store.list_all().unwrap().len(), 1);
+}
+
+#[test]
+fn an_oversized_manifest_is_refused_not_read() {
+    let (_dir, store) = store();
+    let big = vec![b' '; (walk::MAX_MANIFEST_SIZE + 1) as usize];
+    let digest = store.put_blob(&big).unwrap();
+    let desc = crate::Descriptor::new(crate::media_types::OCI_MANIFEST, digest, big.len() as u64);
+    let err = crate::image::LocalImage::open(&store, &desc, &Platform::host())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than"), "{err}");
+    store.tag(&r("big"), &desc).unwrap();
+    let report = store.fsck().unwrap();
+    assert!(matches!(
+        report.problems.as_slice(),
+        [FsckProblem::InvalidManifest { .. }]
+    ));
+}
+
+#[test]
+fn gc_racing_tags_never_breaks_a_tagged_image() {
+    let (_dir, store) = store();
+    let images: Vec<_> = (0..4)
+        .map(|i| make_image(&store, &format!("img{i}"), 2, Compression::Gzip).unwrap())
+        .collect();
+    // One image is tagged up front; the others get tagged while gc runs (with the default
+    // grace period, which protects the freshly written, not yet tagged blobs).
+    store.tag(&r("first"), &images[0]).unwrap();
+    std::thread::scope(|s| {
+        let gc_store = store.clone();
+        s.spawn(move || {
+            for _ in 0..10 {
+                gc_store.gc(&[]).unwrap();
+            }
+        });
+        for (i, img) in images.iter().enumerate().skip(1) {
+            let store = store.clone();
+            s.spawn(move || store.tag(&r(&format!("late:{i}")), img).unwrap());
+        }
+    });
+    assert_eq!(store.list().unwrap().len(), 4);
+    assert!(store.fsck().unwrap().is_ok());
+    for img in &images {
+        crate::image::LocalImage::open(&store, img, &Platform::host()).unwrap();
+    }
 }

@@ -16,6 +16,7 @@ pub(crate) fn children(store: &Store, desc: &Descriptor) -> Result<Option<Vec<De
     if !media_types::is_manifest(&desc.media_type) && !media_types::is_index(&desc.media_type) {
         return Ok(None);
     }
+    check_manifest_size(store, &desc.digest)?;
     let bytes = store.read_blob(&desc.digest)?;
     parse_children(&desc.digest, &bytes, Some(&desc.media_type)).map(Some)
 }
@@ -36,6 +37,19 @@ pub(crate) fn children_of_digest(store: &Store, digest: &Digest) -> Result<Vec<D
         return Ok(Vec::new());
     }
     parse_children(digest, &bytes, None)
+}
+
+/// Refuses to read a "manifest" too big to be one (a hostile archive or registry could
+/// otherwise make kiln read gigabytes into memory).
+pub(crate) fn check_manifest_size(store: &Store, digest: &Digest) -> Result<()> {
+    let size = store.blob_size(digest)?;
+    if size > MAX_MANIFEST_SIZE {
+        return Err(Error::invalid(
+            format!("manifest {digest}"),
+            format!("{size} bytes is more than the {MAX_MANIFEST_SIZE} a manifest may have"),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_children(
