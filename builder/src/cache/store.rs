@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File, FileTimes};
 use std::io::{ErrorKind, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -78,19 +79,19 @@ impl CacheStore {
     /// the store, or that is corrupt, is removed and reported as a miss. A hit is touched
     /// (its `last_used` becomes now).
     pub fn get(&self, key: &CacheKey) -> Option<CacheRecord> {
-        let mut rec = self.read(key)?;
+        let (mut rec, file) = self.read(key)?;
         if let Some(layer) = &rec.layer {
             let digest = &layer.descriptor.digest;
             match self.store.blob_size(digest) {
                 Ok(size) if size == layer.descriptor.size => {}
                 Ok(size) => {
                     tracing::debug!(%key, %digest, size, "cache record's layer has the wrong size");
-                    self.discard(key);
+                    self.discard(key, file);
                     return None;
                 }
                 Err(e) => {
                     tracing::debug!(%key, %digest, error = %e, "cache record's layer is missing");
-                    self.discard(key);
+                    self.discard(key, file);
                     return None;
                 }
             }
@@ -167,7 +168,7 @@ impl CacheStore {
                 let _ = fs::remove_file(entry.path());
                 continue;
             };
-            if let Some(rec) = self.read(&key) {
+            if let Some((rec, _)) = self.read(&key) {
                 out.push((key, rec));
             }
         }
@@ -186,9 +187,9 @@ impl CacheStore {
     }
 
     /// Reads and checks one record; a corrupt one is removed. Does not look at the store.
-    fn read(&self, key: &CacheKey) -> Option<CacheRecord> {
+    fn read(&self, key: &CacheKey) -> Option<(CacheRecord, FileId)> {
         let path = self.record_path(key);
-        let (bytes, mtime) = match read_with_mtime(&path) {
+        let (bytes, mtime, file) = match read_with_mtime(&path) {
             Ok(v) => v,
             Err(e) if e.kind() == ErrorKind::NotFound => return None,
             Err(e) => {
@@ -197,16 +198,23 @@ impl CacheStore {
             }
         };
         match record::decode(key, &bytes, mtime) {
-            Ok(rec) => Some(rec),
+            Ok(rec) => Some((rec, file)),
             Err(why) => {
                 tracing::warn!(path = %path.display(), ?why, "removing corrupt cache record");
-                self.discard(key);
+                self.discard(key, file);
                 None
             }
         }
     }
 
-    fn discard(&self, key: &CacheKey) {
+    /// Removes a bad record, unless a concurrent put has meanwhile renamed a new one into
+    /// place (a different file).
+    pub(super) fn discard(&self, key: &CacheKey, file: FileId) {
+        let path = self.record_path(key);
+        let same = fs::symlink_metadata(&path).is_ok_and(|m| FileId::of(&m) == file);
+        if !same {
+            return;
+        }
         if let Err(e) = self.remove(key) {
             tracing::warn!(error = %e, "cannot remove cache record");
         }
@@ -231,12 +239,22 @@ impl CacheStore {
     }
 }
 
-fn read_with_mtime(path: &Path) -> std::io::Result<(Vec<u8>, SystemTime)> {
+/// Which file a record was read from (device and inode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct FileId(u64, u64);
+
+impl FileId {
+    pub(super) fn of(meta: &fs::Metadata) -> FileId {
+        FileId(meta.dev(), meta.ino())
+    }
+}
+
+fn read_with_mtime(path: &Path) -> std::io::Result<(Vec<u8>, SystemTime, FileId)> {
     let mut f = File::open(path)?;
-    let mtime = f.metadata()?.modified()?;
+    let meta = f.metadata()?;
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut f, &mut bytes)?;
-    Ok((bytes, mtime))
+    Ok((bytes, meta.modified()?, FileId::of(&meta)))
 }
 
 /// A temp name no other writer (thread or process) uses at the same time.

@@ -337,3 +337,23 @@ fn record_decode_rejects_damage() {
         Err(Corrupt::Body(_))
     ));
 }
+
+/// Regression: a reader that found a corrupt record must not delete the good record a
+/// concurrent put renamed into place after the read.
+#[test]
+fn discarding_a_corrupt_record_spares_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CacheStore::open(dir.path()).unwrap();
+    let k = root();
+    std::fs::write(cache.record_path(&k), b"torn").unwrap();
+    let stale = store::FileId::of(&std::fs::metadata(cache.record_path(&k)).unwrap());
+    cache.put(&k, &sample_record()).unwrap();
+    cache.discard(&k, stale);
+    assert!(cache.get(&k).is_some(), "the newer record survives");
+    let current = store::FileId::of(&std::fs::metadata(cache.record_path(&k)).unwrap());
+    cache.discard(&k, current);
+    assert!(
+        !cache.record_path(&k).exists(),
+        "the record that was read is removed"
+    );
+}
