@@ -47,6 +47,59 @@ pub enum Error {
     #[error("invalid {what}: {reason}")]
     Invalid { what: String, reason: String },
 
+    /// The registry could not be reached (after retries). `url` never carries credentials.
+    #[error("{method} {url}: {source}")]
+    Transport {
+        method: String,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The registry answered with an error status; `message` is its (size-capped) error body.
+    #[error("{what}: {status}{}", fmt_registry_message(.message))]
+    Registry {
+        what: String,
+        status: u16,
+        message: String,
+    },
+
+    #[error("{what}: unauthorized: authentication required{}; run `kiln login {registry}`", fmt_registry_message(.message))]
+    Unauthorized {
+        what: String,
+        registry: String,
+        message: String,
+    },
+
+    #[error("{what}: denied: requested access to the resource is denied{}", fmt_registry_message(.message))]
+    Denied { what: String, message: String },
+
+    #[error("{what}: not found{}", fmt_registry_message(.message))]
+    RemoteNotFound { what: String, message: String },
+
+    #[error("{what}: manifest invalid{}", fmt_registry_message(.message))]
+    ManifestInvalid { what: String, message: String },
+
+    #[error("{what}: too many requests (rate limited by {registry}){details}; log in (`kiln login`) or configure a mirror (--registry-mirror)")]
+    RateLimited {
+        what: String,
+        registry: String,
+        details: String,
+    },
+
+    #[error("authentication with {registry} failed: {reason}")]
+    Auth { registry: String, reason: String },
+
+    #[error("credential helper docker-credential-{helper}: {reason}")]
+    CredentialHelper { helper: String, reason: String },
+
+    #[error("{reference}: no image for platform {wanted} (available: {available})")]
+    NoMatchingPlatform {
+        reference: String,
+        wanted: String,
+        available: String,
+    },
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -75,6 +128,14 @@ impl Error {
             what: what.into(),
             reason: reason.into(),
         }
+    }
+}
+
+fn fmt_registry_message(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
     }
 }
 
