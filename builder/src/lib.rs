@@ -4,6 +4,7 @@
 //! [`plan`] turns a parsed Dockerfile into a graph of stages and steps and never runs a process;
 //! [`exec`] runs steps and never parses.
 
+pub mod cache;
 pub mod context;
 pub mod dockerfile;
 pub mod exec;
