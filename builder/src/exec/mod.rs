@@ -28,7 +28,8 @@ use std::time::Duration;
 use registry::media_types::Compression;
 use registry::store::Store;
 
-use crate::context::Context;
+use crate::cache::{CacheKey, CacheLease, CacheStore};
+use crate::context::{ChecksumCache, Context};
 use crate::dockerfile::{self, Instruction};
 use crate::plan::{Base, BuildArgs, BuildGraph, PlatformArgs};
 use crate::sandbox::{NetworkMode, Sandbox};
@@ -56,6 +57,8 @@ pub struct BuildOptions {
     pub network: NetworkMode,
     /// `--allow security.insecure`: lets `RUN --security=insecure` run privileged.
     pub allow_insecure: bool,
+    /// `--no-cache-filter`: stages (by name or index) that ignore the cache.
+    pub no_cache_filter: Vec<String>,
 }
 
 impl Default for BuildOptions {
@@ -71,6 +74,7 @@ impl Default for BuildOptions {
             snapshotter: None,
             network: NetworkMode::Host,
             allow_insecure: false,
+            no_cache_filter: Vec::new(),
         }
     }
 }
@@ -110,6 +114,8 @@ impl Progress for Silent {
 /// A finished stage (its layers are the source of `COPY --from`).
 struct StageOutput {
     state: StageState,
+    /// The cache key after its last step: names its content for later stages.
+    key: CacheKey,
 }
 
 pub struct Builder<'a> {
@@ -118,6 +124,11 @@ pub struct Builder<'a> {
     progress: &'a dyn Progress,
     sandbox: &'a dyn Sandbox,
     snapshotter: Box<dyn Snapshotter>,
+    cache: CacheStore,
+    /// Context file checksums, cached by file metadata across builds.
+    checksums: std::sync::Mutex<ChecksumCache>,
+    /// Held for the whole build: prune waits, so no layer this build reuses can vanish.
+    _lease: CacheLease,
     /// Scratch space for this build; removed when the builder is dropped.
     work: tempfile::TempDir,
 }
@@ -141,12 +152,32 @@ impl<'a> Builder<'a> {
                 std::io::Error::other(e.to_string()),
             )
         })?;
+        let cache = CacheStore::for_store(store.clone()).map_err(|e| {
+            BuildError::io(
+                store.root().join("cache"),
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        let lease = cache.lease().map_err(|e| {
+            BuildError::io(
+                store.root().join("cache"),
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        let sums_dir = store.root().join("cache/checksums");
+        let checksums = ChecksumCache::open(&sums_dir).map_err(|e| BuildError::Context {
+            path: sums_dir.clone(),
+            source: e,
+        })?;
         Ok(Builder {
             store,
             opts,
             progress,
             sandbox,
             snapshotter,
+            cache,
+            checksums: std::sync::Mutex::new(checksums),
+            _lease: lease,
             work,
         })
     }
@@ -179,6 +210,11 @@ impl<'a> Builder<'a> {
             let out = self.run_stage(&graph, i, &context, &done)?;
             done.insert(i, out);
         }
+        if let Ok(mut sums) = self.checksums.lock() {
+            if let Err(e) = sums.save() {
+                tracing::warn!("saving the context checksum cache: {e}");
+            }
+        }
         let mut last = done.remove(&graph.target).expect("target stage was built");
         self.finish_config(&mut last.state);
         image::write_image(self.store, &last.state)
@@ -195,7 +231,18 @@ impl<'a> Builder<'a> {
                 labels.insert(k.clone(), v.clone());
             }
         }
-        state.config.created = Some(self.now_string());
+        // The image is as new as its newest step: an unchanged rebuild, whose steps all come
+        // from the cache, gives the same config and so the same image ID.
+        state.config.created = state
+            .config
+            .history
+            .iter()
+            .filter_map(|h| h.created.clone())
+            .max_by(|a, b| {
+                let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+                parse(a).cmp(&parse(b))
+            })
+            .or_else(|| Some(self.now_string()));
     }
 
     /// The time stamped on this build's history and config.
@@ -224,19 +271,31 @@ impl<'a> Builder<'a> {
         done: &HashMap<usize, StageOutput>,
     ) -> Result<StageOutput, BuildError> {
         let stage = &graph.stages[index];
+        let platform = &self.opts.platforms.target;
+        let mut key = CacheKey::root(None, platform);
         let mut state = match &stage.base {
             Base::Scratch => StageState::scratch(&self.opts.platforms),
             Base::Stage(j) => {
                 let parent = &done[j].state;
+                key = done[j].key.clone();
                 StageState::from_config(
                     parent.config.clone(),
                     parent.layers.clone(),
                     parent.base_digest.clone(),
                 )
             }
-            Base::Image(name) => base::load(self.store, name, &self.opts.platforms)
-                .map_err(|e| BuildError::at(&stage.from.span, &stage.from.original, e))?,
+            Base::Image(name) => {
+                let state = base::load(self.store, name, &self.opts.platforms)
+                    .map_err(|e| BuildError::at(&stage.from.span, &stage.from.original, e))?;
+                key = CacheKey::root(state.base_digest.as_ref(), platform);
+                state
+            }
         };
+        let use_cache =
+            !self.opts.no_cache
+                && !self.opts.no_cache_filter.iter().any(|f| {
+                    f.eq_ignore_ascii_case(&stage.display_name()) || f == &index.to_string()
+                });
         let mut instructions = onbuild_triggers(&mut state, &stage.from)?;
         instructions.extend(stage.instructions.iter().cloned());
 
@@ -250,14 +309,17 @@ impl<'a> Builder<'a> {
             context,
             done,
             state: &mut state,
+            key,
+            use_cache,
         };
         for (n, ins) in instructions.iter().enumerate() {
             let started = std::time::Instant::now();
             self.progress.step(&name, n + 2, total, &ins.original);
-            run.step(ins)?;
-            self.progress.step_done(false, started.elapsed());
+            let cached = run.step(ins)?;
+            self.progress.step_done(cached, started.elapsed());
         }
-        Ok(StageOutput { state })
+        let key = run.key;
+        Ok(StageOutput { state, key })
     }
 }
 

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use registry::spec::History;
 
-use crate::context::{Context, Ignore, SourceOptions};
+use crate::cache::{CacheKey, CacheRecord};
+use crate::context::{checksum::checksum, Context, Ignore, SourceOptions};
 use crate::dockerfile::{AddInstr, CopyInstr, Instruction, InstructionKind, Lexer};
 use crate::layer::{sniff_archive, LayerWriter, SourceDateEpoch};
 use crate::plan::{predefined_args, BuildGraph, FromRef};
@@ -23,6 +24,9 @@ pub(super) struct StageRun<'r, 'a> {
     pub context: &'r Context,
     pub done: &'r HashMap<usize, StageOutput>,
     pub state: &'r mut StageState,
+    /// The cache key of the stage so far.
+    pub key: CacheKey,
+    pub use_cache: bool,
 }
 
 /// Where COPY reads from: the build context, or another stage's or image's files.
@@ -33,7 +37,8 @@ enum SourceRoot<'c> {
 }
 
 impl StageRun<'_, '_> {
-    pub fn step(&mut self, ins: &Instruction) -> Result<(), BuildError> {
+    /// Runs one instruction, or takes its result from the cache. Returns whether it was cached.
+    pub fn step(&mut self, ins: &Instruction) -> Result<bool, BuildError> {
         let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
         let lexer = Lexer::new(self.graph.escape);
         let env = self.state.expansion_env();
@@ -41,6 +46,8 @@ impl StageRun<'_, '_> {
             .kind
             .expand_with_matches(&lexer, &env)
             .map_err(|e| at(&e))?;
+        let text = serde_json::to_string(&kind).expect("instructions serialize");
+        let mut kb = CacheKey::builder(&self.key).instruction(format!("{} {text}", kind.name()));
         match &kind {
             InstructionKind::Arg(defs) => {
                 let predefined = predefined_args(&self.builder.opts.platforms);
@@ -52,21 +59,114 @@ impl StageRun<'_, '_> {
                         &self.graph.global_args,
                         &predefined,
                     );
+                    let value = crate::dockerfile::Env::get(&self.state.args, &d.name);
+                    kb = kb.build_arg(&d.name, value.unwrap_or_else(|| "\0unset".to_string()));
                 }
-                Ok(())
+                self.key = kb.finish();
+                return Ok(self.use_cache);
             }
-            InstructionKind::Copy(c) => self.copy(ins, c),
-            InstructionKind::Add(a) => self.add(ins, a),
-            InstructionKind::Run(r) => self.run(ins, r),
-            InstructionKind::Workdir(_) => {
-                config::apply(self.state, &kind).map_err(|e| at(&e))?;
-                self.make_workdir(ins)
+            InstructionKind::From(_) => return Err(at(&"FROM inside a stage")),
+            InstructionKind::Copy(c) => {
+                let opts = SourceOptions {
+                    excludes: c.exclude.clone(),
+                    parents: c.parents,
+                };
+                for d in self.copy_inputs(ins, c.from.as_deref(), &c.sources, &opts)? {
+                    kb = kb.input(&d);
+                }
             }
-            InstructionKind::From(_) => Err(at(&"FROM inside a stage")),
+            InstructionKind::Add(a) => {
+                let opts = SourceOptions {
+                    excludes: a.exclude.clone(),
+                    parents: false,
+                };
+                let local: Vec<String> = a.sources.iter().filter(|s| !is_url(s)).cloned().collect();
+                for d in self.copy_inputs(ins, None, &local, &opts)? {
+                    kb = kb.input(&d);
+                }
+            }
+            InstructionKind::Run(r) => {
+                for (k, v) in self.state.run_args(&self.builder.opts.build_args) {
+                    kb = kb.build_arg(k, v);
+                }
+                for m in &r.mounts {
+                    kb = kb.mount(m);
+                }
+            }
             _ => {
+                // Config changes are cheap and always applied; the record keeps their history.
                 config::apply(self.state, &kind).map_err(|e| at(&e))?;
-                self.history(ins, false, None);
-                Ok(())
+            }
+        }
+        let key = kb.finish();
+        if self.use_cache {
+            if let Some(rec) = self.builder.cache.get(&key) {
+                self.state.commit(rec.history, rec.layer);
+                self.key = key;
+                return Ok(true);
+            }
+        }
+        let before = self.state.config.history.len();
+        match &kind {
+            InstructionKind::Copy(c) => self.copy(ins, c)?,
+            InstructionKind::Add(a) => self.add(ins, a)?,
+            InstructionKind::Run(r) => self.run(ins, r)?,
+            InstructionKind::Workdir(_) => self.make_workdir(ins)?,
+            _ => self.history(ins, false, None),
+        }
+        if let Some(history) = self.state.config.history.get(before).cloned() {
+            let layer = (!history.empty_layer)
+                .then(|| self.state.layers.last().cloned())
+                .flatten();
+            if let Err(e) = self
+                .builder
+                .cache
+                .put(&key, &CacheRecord::new(layer, history))
+            {
+                tracing::warn!("could not record {} in the build cache: {e}", ins.original);
+            }
+        }
+        self.key = key;
+        Ok(false)
+    }
+
+    /// What a COPY/ADD reads, as digests for its cache key: the context files' checksums
+    /// (cached by file metadata), a stage's final key, or an image's manifest digest.
+    fn copy_inputs(
+        &self,
+        ins: &Instruction,
+        from: Option<&str>,
+        sources: &[String],
+        opts: &SourceOptions,
+    ) -> Result<Vec<registry::Digest>, BuildError> {
+        let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
+        match from.map(|f| self.graph.resolve_from(f)) {
+            None => {
+                if sources.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let entries = self
+                    .context
+                    .resolve_sources(sources, opts)
+                    .map_err(|e| at(&e))?;
+                let mut sums = self
+                    .builder
+                    .checksums
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                Ok(vec![checksum(&entries, &mut sums).map_err(|e| at(&e))?])
+            }
+            Some(FromRef::Stage(j)) => {
+                let out = self
+                    .done
+                    .get(&j)
+                    .ok_or_else(|| at(&format!("stage {j} was not built")))?;
+                Ok(vec![out.key.digest().clone()])
+            }
+            Some(FromRef::Image(name)) => {
+                let img = base::open(self.builder.store, &name, &self.builder.opts.platforms)
+                    .map_err(|e| at(&e))?;
+                Ok(vec![img.manifest_descriptor.digest.clone()])
             }
         }
     }

@@ -35,6 +35,9 @@ pub struct Args {
     /// Do not use cache when building the image
     #[arg(long)]
     no_cache: bool,
+    /// Do not cache the given stage(s) (name or index); may be repeated
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    no_cache_filter: Vec<String>,
     /// Set metadata for an image (KEY=VALUE)
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
@@ -240,6 +243,7 @@ fn options(args: &Args) -> Result<BuildOptions> {
         }
     }
     Ok(BuildOptions {
+        no_cache_filter: args.no_cache_filter.clone(),
         snapshotter,
         network,
         allow_insecure,

@@ -2,12 +2,14 @@
 //! (store opening, Docker's human sizes and durations, tables, `--format` templates).
 
 mod build;
+mod fsck;
 mod history;
 mod images;
 mod inspect;
 mod load;
 mod output;
 mod progress;
+mod prune;
 mod rmi;
 mod save;
 mod tag;
@@ -53,6 +55,10 @@ pub enum Command {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Remove build cache
+    Prune(prune::PruneArgs),
+    /// Verify the store: every blob's digest and every image's manifests, configs and layers
+    Fsck(fsck::Args),
 }
 
 pub fn run(command: Command, g: &Globals) -> Result<()> {
@@ -65,6 +71,8 @@ pub fn run(command: Command, g: &Globals) -> Result<()> {
         Command::Rmi(a) => rmi::run(a, g),
         Command::Save(a) => save::run(a, g),
         Command::Load(a) => load::run(a, g),
+        Command::Prune(a) => prune::run(&g.root, a),
+        Command::Fsck(a) => fsck::run(a, g),
     }
 }
 

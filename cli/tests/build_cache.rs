@@ -1,0 +1,185 @@
+//! The build cache: an unchanged rebuild runs nothing and gives the same image; an edit reruns
+//! only what depends on it, even when the edit keeps the size and resets the mtime; --no-cache
+//! and --no-cache-filter; a build killed mid-step leaves a store that a rerun completes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::Kiln;
+
+const DOCKERFILE: &str = r#"FROM scratch AS base
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+
+FROM base
+COPY a.txt /a.txt
+RUN cat /a.txt > /a-copy && date +%s%N > /a-stamp
+COPY b.txt /b.txt
+RUN cat /b.txt > /b-copy && date +%s%N > /b-stamp
+ENV DONE=1
+"#;
+
+fn context(k: &Kiln) -> PathBuf {
+    let ctx = k.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::copy("/bin/busybox", ctx.join("busybox")).expect("busybox-static is installed");
+    fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
+    fs::write(ctx.join("a.txt"), "aaaa\n").unwrap();
+    fs::write(ctx.join("b.txt"), "bbbb\n").unwrap();
+    ctx
+}
+
+/// Runs a build and returns (image id, step text -> "DONE"/"CACHED").
+fn build(k: &Kiln, ctx: &Path, extra: &[&str]) -> (String, BTreeMap<String, String>) {
+    let iid = k.path("iid");
+    let out = k
+        .cmd(["build", "--progress", "plain", "-t", "app:1", "--iidfile"])
+        .arg(&iid)
+        .args_all(extra)
+        .arg(ctx)
+        .output();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "build failed:\n{stderr}");
+    let mut steps = BTreeMap::new();
+    let mut current = String::new();
+    for line in stderr.lines() {
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some((_, text)) = rest.split_once(' ') else {
+            continue;
+        };
+        if text.starts_with('[') {
+            current = text
+                .split_once("] ")
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_default();
+        } else if let Some(status) = text.split_whitespace().next() {
+            if status == "DONE" || status == "CACHED" {
+                steps.insert(current.clone(), status.to_string());
+            }
+        }
+    }
+    (fs::read_to_string(iid).unwrap(), steps)
+}
+
+fn ran(steps: &BTreeMap<String, String>) -> Vec<String> {
+    steps
+        .iter()
+        .filter(|(text, status)| *status == "DONE" && !text.starts_with("FROM"))
+        .map(|(text, _)| text.clone())
+        .collect()
+}
+
+#[test]
+fn unchanged_rebuild_runs_nothing_and_gives_the_same_image() {
+    let k = Kiln::new();
+    let ctx = context(&k);
+    let (first, steps) = build(&k, &ctx, &[]);
+    assert!(ran(&steps).len() >= 6, "{steps:?}");
+    let (second, steps) = build(&k, &ctx, &[]);
+    assert_eq!(ran(&steps), Vec::<String>::new(), "{steps:?}");
+    assert_eq!(first, second);
+}
+
+#[test]
+fn an_edit_reruns_only_its_dependents() {
+    let k = Kiln::new();
+    let ctx = context(&k);
+    build(&k, &ctx, &[]);
+    fs::write(ctx.join("b.txt"), "changed b\n").unwrap();
+    let (_, steps) = build(&k, &ctx, &[]);
+    assert_eq!(
+        ran(&steps),
+        vec![
+            "COPY b.txt /b.txt".to_string(),
+            "ENV DONE=1".to_string(),
+            "RUN cat /b.txt > /b-copy && date +%s%N > /b-stamp".to_string(),
+        ]
+    );
+}
+
+/// BuildKit misses this: same size, mtime put back. The inode's ctime still moved.
+#[test]
+fn a_same_size_edit_with_the_mtime_reset_is_still_seen() {
+    let k = Kiln::new();
+    let ctx = context(&k);
+    build(&k, &ctx, &[]);
+    let a = ctx.join("a.txt");
+    let mtime = fs::metadata(&a).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    fs::write(&a, "AAAA\n").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let (_, steps) = build(&k, &ctx, &[]);
+    assert!(
+        ran(&steps).contains(&"COPY a.txt /a.txt".to_string()),
+        "{steps:?}"
+    );
+    let out = k.path("out");
+    k.cmd(["build", "-q", "-o"]).arg(&out).arg(&ctx).stdout();
+    assert_eq!(fs::read_to_string(out.join("a-copy")).unwrap(), "AAAA\n");
+}
+
+#[test]
+fn no_cache_and_no_cache_filter() {
+    let k = Kiln::new();
+    let ctx = context(&k);
+    build(&k, &ctx, &[]);
+    let (_, steps) = build(&k, &ctx, &["--no-cache"]);
+    assert!(ran(&steps).len() >= 6, "{steps:?}");
+    let (_, steps) = build(&k, &ctx, &["--no-cache-filter", "base"]);
+    let ran = ran(&steps);
+    assert!(
+        ran.contains(&"COPY busybox /bin/busybox".to_string()),
+        "{steps:?}"
+    );
+}
+
+#[test]
+fn a_build_killed_mid_step_leaves_a_store_a_rerun_completes() {
+    let k = Kiln::new();
+    let ctx = context(&k);
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("{DOCKERFILE}RUN echo started > /started && sleep 30\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&k.root)
+        .args(["build", "-q", "-t", "app:1"])
+        .arg(&ctx)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the sleeping step runs, then kill kiln without warning.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sleeping = Command::new("pgrep")
+            .args(["-f", "sleep 30"])
+            .output()
+            .unwrap();
+        if sleeping.status.success() || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    k.cmd(["fsck"]).stdout();
+    fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
+    let (_, steps) = build(&k, &ctx, &[]);
+    assert!(steps.values().any(|s| s == "CACHED"), "{steps:?}");
+    k.cmd(["fsck"]).stdout();
+}
