@@ -1,13 +1,21 @@
 //! One module per subcommand; this file holds the dispatch and the helpers they share
 //! (store opening, Docker's human sizes and durations, tables, `--format` templates).
 
+mod copy;
+mod delete;
 mod history;
 mod images;
 mod inspect;
 mod load;
+mod login;
+mod logout;
+mod pull;
+mod push;
+mod remote;
 mod rmi;
 mod save;
 mod tag;
+mod tags;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -48,6 +56,20 @@ pub enum Command {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Download an image from a registry
+    Pull(pull::Args),
+    /// Upload an image to a registry
+    Push(push::Args),
+    /// Log in to a registry
+    Login(login::Args),
+    /// Log out from a registry
+    Logout(logout::Args),
+    /// List the tags of a repository in a registry
+    Tags(tags::Args),
+    /// Copy an image between registries, OCI layouts, archives and the store
+    Copy(copy::Args),
+    /// Delete an image from a registry
+    Delete(delete::Args),
 }
 
 pub fn run(command: Command, g: &Globals) -> Result<()> {
@@ -59,6 +81,13 @@ pub fn run(command: Command, g: &Globals) -> Result<()> {
         Command::Rmi(a) => rmi::run(a, g),
         Command::Save(a) => save::run(a, g),
         Command::Load(a) => load::run(a, g),
+        Command::Pull(a) => pull::run(a, g),
+        Command::Push(a) => push::run(a, g),
+        Command::Login(a) => login::run(a, g),
+        Command::Logout(a) => logout::run(a, g),
+        Command::Tags(a) => tags::run(a, g),
+        Command::Copy(a) => copy::run(a, g),
+        Command::Delete(a) => delete::run(a, g),
     }
 }
 
