@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             if cmd::is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", error_message(&e));
             ExitCode::FAILURE
         }
     }
@@ -55,4 +55,21 @@ fn init_logging(debug: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The error and its causes on one line, skipping causes whose text the message already holds
+/// (library errors often print their source themselves).
+fn error_message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand; this file holds the dispatch and the helpers they share
 //! (store opening, Docker's human sizes and durations, tables, `--format` templates).
 
+mod build;
 mod copy;
 mod delete;
 mod history;
@@ -9,6 +10,8 @@ mod inspect;
 mod load;
 mod login;
 mod logout;
+mod output;
+mod progress;
 mod pull;
 mod push;
 mod remote;
@@ -42,6 +45,8 @@ impl Globals {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Build an image from a Dockerfile
+    Build(build::Args),
     /// List images
     Images(images::Args),
     /// Display detailed information on one or more images
@@ -74,6 +79,7 @@ pub enum Command {
 
 pub fn run(command: Command, g: &Globals) -> Result<()> {
     match command {
+        Command::Build(a) => build::run(a, g),
         Command::Images(a) => images::run(a, g),
         Command::Inspect(a) => inspect::run(a, g),
         Command::History(a) => history::run(a, g),

@@ -38,6 +38,7 @@ pub struct Index {
 }
 
 /// A parsed manifest-or-index, decided by media type (header or body) and shape.
+#[allow(clippy::large_enum_variant)] // short-lived, one per parse
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ManifestKind {
     Image(Manifest),

@@ -6,5 +6,5 @@
 mod config;
 mod manifest;
 
-pub use config::{ContainerConfig, HealthConfig, History, ImageConfig, RootFs};
+pub use config::{ContainerConfig, EmptyObject, HealthConfig, History, ImageConfig, RootFs};
 pub use manifest::{Index, Manifest, ManifestKind};

@@ -1,0 +1,22 @@
+//! Root-confined filesystem operations and safe layer unpacking.
+//!
+//! - [`root`]: resolve paths inside a directory as if it were `/` (`openat2(RESOLVE_IN_ROOT)`
+//!   with a user-space fallback).
+//! - [`unpack`]: apply an OCI layer tar onto a directory (whiteouts, hardlinks, xattrs,
+//!   devices, owners), rejecting or confining hostile entries.
+//! - [`meta`]: entry metadata (mode, owner, mtime, xattrs), read and applied.
+
+pub mod error;
+pub mod meta;
+pub mod root;
+pub mod unpack;
+
+pub use error::FsError;
+pub use meta::{EntryMeta, Timestamp};
+pub use root::Root;
+pub use unpack::{
+    unpack_into, unpack_layer, IdMap, IdRange, Ownership, UnpackOptions, UnpackStats, WhiteoutMode,
+};
+
+#[cfg(test)]
+mod tests;

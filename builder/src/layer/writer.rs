@@ -1,0 +1,338 @@
+//! [`LayerWriter`]: tar entries -> (sha256 of the tar stream = diff_id) -> compressor ->
+//! the store's verifying [`BlobWriter`], in one streaming pass with bounded memory.
+//!
+//! Output is deterministic: the same entries give the same bytes (no gzip mtime or OS noise,
+//! empty uname/gname, zero device numbers for non-devices, PAX records in key order).
+
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+
+use flate2::write::GzEncoder;
+use registry::descriptor::Descriptor;
+use registry::media_types::Compression;
+use registry::store::{BlobWriter, Store};
+use registry::{Digest, DigestHasher};
+
+use super::pax::{self, Fields, BLOCK};
+use super::{EntryMeta, Error, Result, SourceDateEpoch};
+use crate::context::glob::clean;
+
+const BUF_SIZE: usize = 1 << 20;
+const ZSTD_LEVEL: i32 = 3;
+
+/// What [`LayerWriter::finish`] produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// The stored blob, with the OCI layer media type of its compression.
+    pub descriptor: Descriptor,
+    /// The sha256 of the uncompressed tar stream (the config's `rootfs.diff_ids` entry).
+    pub diff_id: Digest,
+    pub uncompressed_size: u64,
+}
+
+enum Sink {
+    Plain(BlobWriter),
+    Gzip(GzEncoder<BlobWriter>),
+    Zstd(zstd::Encoder<'static, BlobWriter>),
+}
+
+impl Sink {
+    fn finish(self) -> io::Result<BlobWriter> {
+        match self {
+            Sink::Plain(w) => Ok(w),
+            Sink::Gzip(w) => w.finish(),
+            Sink::Zstd(w) => w.finish(),
+        }
+    }
+}
+
+/// Hashes the uncompressed stream on its way into the compressor (not for uncompressed
+/// layers: there the blob writer's digest is the diff_id, and one hash pass is enough).
+struct Tee {
+    sink: Sink,
+    hasher: Option<DigestHasher>,
+    written: u64,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.sink {
+            Sink::Plain(w) => w.write_all(buf)?,
+            Sink::Gzip(w) => w.write_all(buf)?,
+            Sink::Zstd(w) => w.write_all(buf)?,
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(buf);
+        }
+        self.written += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Device kinds for [`LayerWriter::add_device`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceKind {
+    Char,
+    Block,
+    Fifo,
+}
+
+/// Writes one layer into the store. Entries are written in the order they are added; the
+/// caller adds parents before children. Dropping an unfinished writer stores nothing.
+pub struct LayerWriter {
+    out: BufWriter<Tee>,
+    compression: Compression,
+    epoch: Option<SourceDateEpoch>,
+    header: Vec<u8>,
+    copy_buf: Vec<u8>,
+}
+
+/// Normalizes an entry path: relative, no `./` or `/` in front, never escaping the root.
+fn entry_path(path: &str) -> Result<String> {
+    let bad = |reason| Error::BadPath {
+        path: path.to_string(),
+        reason,
+    };
+    if path.contains('\0') {
+        return Err(bad("contains a NUL byte"));
+    }
+    let cleaned = clean(&format!("/{path}"));
+    let rel = cleaned.trim_start_matches('/');
+    if rel.is_empty() {
+        return Err(bad("names the layer root"));
+    }
+    if path.split('/').any(|c| c == "..") {
+        return Err(bad("contains '..'"));
+    }
+    Ok(rel.to_string())
+}
+
+impl LayerWriter {
+    pub fn new(
+        store: &Store,
+        compression: Compression,
+        epoch: Option<SourceDateEpoch>,
+    ) -> Result<LayerWriter> {
+        let blob = store.blob_writer()?;
+        let sink = match compression {
+            Compression::None => Sink::Plain(blob),
+            Compression::Gzip => Sink::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(255)
+                    .write(blob, flate2::Compression::default()),
+            ),
+            Compression::Zstd => {
+                Sink::Zstd(zstd::Encoder::new(blob, ZSTD_LEVEL).map_err(Error::Write)?)
+            }
+        };
+        let tee = Tee {
+            hasher: (compression != Compression::None).then(DigestHasher::sha256),
+            sink,
+            written: 0,
+        };
+        Ok(LayerWriter {
+            out: BufWriter::with_capacity(BUF_SIZE, tee),
+            compression,
+            epoch,
+            header: Vec::with_capacity(4 * BLOCK),
+            copy_buf: Vec::new(),
+        })
+    }
+
+    fn mtime(&self, meta: &EntryMeta) -> i64 {
+        match self.epoch {
+            Some(SourceDateEpoch(e)) => meta.mtime.min(e),
+            None => meta.mtime,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn header(
+        &mut self,
+        name: &str,
+        typeflag: u8,
+        meta: &EntryMeta,
+        size: u64,
+        linkname: &str,
+        dev: (u32, u32),
+    ) -> Result<()> {
+        self.header.clear();
+        let fields = Fields {
+            name,
+            typeflag,
+            mode: meta.mode,
+            uid: meta.uid,
+            gid: meta.gid,
+            size,
+            mtime: self.mtime(meta),
+            linkname,
+            devmajor: dev.0,
+            devminor: dev.1,
+            xattrs: &meta.xattrs,
+        };
+        pax::encode(&fields, &mut self.header);
+        self.out.write_all(&self.header).map_err(Error::Write)
+    }
+
+    /// A directory (`path/` in the tar).
+    pub fn add_dir(&mut self, path: &str, meta: &EntryMeta) -> Result<()> {
+        let name = format!("{}/", entry_path(path)?);
+        self.header(&name, b'5', meta, 0, "", (0, 0))
+    }
+
+    /// A regular file of exactly `size` bytes read from `reader`. A reader that gives fewer
+    /// or more bytes is an error (the file changed while being archived).
+    pub fn add_file(
+        &mut self,
+        path: &str,
+        meta: &EntryMeta,
+        size: u64,
+        mut reader: impl Read,
+    ) -> Result<()> {
+        let name = entry_path(path)?;
+        self.header(&name, b'0', meta, size, "", (0, 0))?;
+        if self.copy_buf.is_empty() {
+            self.copy_buf = vec![0u8; BUF_SIZE];
+        }
+        let io_err = |e| Error::Io {
+            path: name.clone().into(),
+            source: e,
+        };
+        let mut left = size;
+        while left > 0 {
+            let want = left.min(self.copy_buf.len() as u64) as usize;
+            let n = match reader.read(&mut self.copy_buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(e)),
+            };
+            self.out
+                .write_all(&self.copy_buf[..n])
+                .map_err(Error::Write)?;
+            left -= n as u64;
+        }
+        let extra = loop {
+            match reader.read(&mut self.copy_buf[..1]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(e)),
+            }
+        };
+        if left > 0 || extra > 0 {
+            return Err(Error::SizeChanged {
+                path: name,
+                expected: size,
+                actual: size - left + extra as u64,
+            });
+        }
+        self.pad(size)
+    }
+
+    /// A regular file read from the host.
+    pub fn add_file_from(&mut self, path: &str, meta: &EntryMeta, host: &Path) -> Result<()> {
+        let f = std::fs::File::open(host).map_err(|e| Error::Io {
+            path: host.to_path_buf(),
+            source: e,
+        })?;
+        let size = f
+            .metadata()
+            .map_err(|e| Error::Io {
+                path: host.to_path_buf(),
+                source: e,
+            })?
+            .len();
+        self.add_file(path, meta, size, f)
+    }
+
+    fn pad(&mut self, size: u64) -> Result<()> {
+        let rem = (size % BLOCK as u64) as usize;
+        if rem != 0 {
+            self.out
+                .write_all(&[0u8; BLOCK][..BLOCK - rem])
+                .map_err(Error::Write)?;
+        }
+        Ok(())
+    }
+
+    /// A symbolic link; the target is stored as given.
+    pub fn add_symlink(&mut self, path: &str, meta: &EntryMeta, target: &str) -> Result<()> {
+        let name = entry_path(path)?;
+        self.header(&name, b'2', meta, 0, target, (0, 0))
+    }
+
+    /// A hard link to `target`, an entry earlier in this layer.
+    pub fn add_hardlink(&mut self, path: &str, meta: &EntryMeta, target: &str) -> Result<()> {
+        let name = entry_path(path)?;
+        let target = entry_path(target)?;
+        self.header(&name, b'1', meta, 0, &target, (0, 0))
+    }
+
+    /// A character or block device, or a FIFO (device numbers are ignored for FIFOs).
+    pub fn add_device(
+        &mut self,
+        path: &str,
+        meta: &EntryMeta,
+        kind: DeviceKind,
+        major: u32,
+        minor: u32,
+    ) -> Result<()> {
+        let name = entry_path(path)?;
+        let (flag, dev) = match kind {
+            DeviceKind::Char => (b'3', (major, minor)),
+            DeviceKind::Block => (b'4', (major, minor)),
+            DeviceKind::Fifo => (b'6', (0, 0)),
+        };
+        self.header(&name, flag, meta, 0, "", dev)
+    }
+
+    /// A whiteout: `path` was deleted (`dir/.wh.name`, an empty root-owned file).
+    pub fn add_whiteout(&mut self, path: &str) -> Result<()> {
+        let name = entry_path(path)?;
+        let (dir, base) = name.rsplit_once('/').unwrap_or(("", &name));
+        let wh = if dir.is_empty() {
+            format!(".wh.{base}")
+        } else {
+            format!("{dir}/.wh.{base}")
+        };
+        self.header(&wh, b'0', &whiteout_meta(), 0, "", (0, 0))
+    }
+
+    /// An opaque-directory marker: nothing of `dir` from lower layers shows through.
+    pub fn add_opaque(&mut self, dir: &str) -> Result<()> {
+        let name = format!("{}/.wh..wh..opq", entry_path(dir)?);
+        self.header(&name, b'0', &whiteout_meta(), 0, "", (0, 0))
+    }
+
+    /// Ends the archive, commits the blob to the store and describes it.
+    pub fn finish(mut self) -> Result<LayerInfo> {
+        self.out
+            .write_all(&[0u8; 2 * BLOCK])
+            .map_err(Error::Write)?;
+        let tee = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::Write(e.into_error()))?;
+        let uncompressed_size = tee.written;
+        let blob = tee.sink.finish().map_err(Error::Write)?;
+        let (digest, size) = blob.commit(None)?;
+        let diff_id = match tee.hasher {
+            Some(h) => h.finish(),
+            None => digest.clone(),
+        };
+        Ok(LayerInfo {
+            descriptor: Descriptor::new(self.compression.oci_layer_type(), digest, size),
+            diff_id,
+            uncompressed_size,
+        })
+    }
+}
+
+fn whiteout_meta() -> EntryMeta {
+    EntryMeta::new(0o644, 0)
+}

@@ -1,0 +1,220 @@
+//! `kiln build`: docker/buildx-compatible flags in, an image in the store (and optional
+//! exports) out.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use builder::exec::{BuildInput, BuildOptions, Builder, BuiltImage, Progress, Silent};
+use builder::plan::{BuildArgs, PlatformArgs};
+use registry::media_types::Compression;
+use registry::reference::Reference;
+use registry::Platform;
+
+use super::output::{export, OutputSpec};
+use super::progress::{PlainProgress, ProgressMode};
+use super::Globals;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Name and optionally a tag (name:tag); may be repeated
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    tags: Vec<String>,
+    /// Name of the Dockerfile (default: CONTEXT/Dockerfile; "-" reads stdin)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<String>,
+    /// Set build-time variables (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    no_cache: bool,
+    /// Set metadata for an image (KEY=VALUE)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Set target platform for build (os/arch[/variant])
+    #[arg(long)]
+    platform: Option<String>,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    quiet: bool,
+    /// Type of progress output (auto, plain, tty)
+    #[arg(long, default_value = "auto")]
+    progress: ProgressMode,
+    /// Output destination (type=oci|docker|local|tar,dest=PATH[,tar=false]; a bare path means
+    /// type=local)
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    outputs: Vec<String>,
+    /// Layer compression (gzip, zstd, none)
+    #[arg(long, default_value = "gzip")]
+    compression: String,
+    /// Parse and validate the Dockerfile and its stage graph without building
+    #[arg(long)]
+    check: bool,
+    /// Build context directory
+    #[arg(value_name = "CONTEXT")]
+    context: PathBuf,
+}
+
+pub fn run(args: Args, g: &Globals) -> Result<()> {
+    let input = read_input(&args)?;
+    let opts = options(&args)?;
+    let outputs = args
+        .outputs
+        .iter()
+        .map(|o| OutputSpec::parse(o))
+        .collect::<Result<Vec<_>>>()?;
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse(t).with_context(|| format!("invalid tag {t:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    if args.check {
+        let graph = Builder::check(&input, &opts)?;
+        let needed = graph.needed()?;
+        println!(
+            "{}: {} stage(s), target {:?} needs {} of them: check complete, no problems found",
+            input.dockerfile_name,
+            graph.stages.len(),
+            graph.stages[graph.target].display_name(),
+            needed.len()
+        );
+        return Ok(());
+    }
+
+    let store = g.store()?;
+    let plain;
+    let silent = Silent;
+    let progress: &dyn Progress = if args.quiet {
+        &silent
+    } else {
+        plain = PlainProgress::new(args.progress.resolve(std::io::stderr().is_terminal()));
+        &plain
+    };
+    let builder = Builder::new(&store, &opts, progress)?;
+    let image = builder.build(&input)?;
+    drop(builder);
+    for tag in &tags {
+        store
+            .tag(tag, &image.manifest)
+            .with_context(|| format!("naming the image {}", tag.familiar()))?;
+    }
+    for out in &outputs {
+        export(&store, &image, &tags, out)?;
+    }
+    report(&args, &image, &tags)?;
+    Ok(())
+}
+
+fn report(args: &Args, image: &BuiltImage, tags: &[Reference]) -> Result<()> {
+    let id = image.id().to_string();
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, &id).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.quiet {
+        println!("{id}");
+    } else {
+        eprintln!("writing image {id} done");
+        for t in tags {
+            eprintln!("naming to {t} done");
+        }
+    }
+    Ok(())
+}
+
+fn read_input(args: &Args) -> Result<BuildInput> {
+    let context = args.context.clone();
+    anyhow::ensure!(
+        context.is_dir(),
+        "build context {} is not a directory",
+        context.display()
+    );
+    let (name, text, path) = match args.file.as_deref() {
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the Dockerfile from stdin")?;
+            ("Dockerfile".to_string(), s, None)
+        }
+        Some(f) => {
+            let p = PathBuf::from(f);
+            (f.to_string(), read_dockerfile(&p)?, Some(p))
+        }
+        None => {
+            let p = context.join("Dockerfile");
+            ("Dockerfile".to_string(), read_dockerfile(&p)?, Some(p))
+        }
+    };
+    Ok(BuildInput {
+        dockerfile_name: name,
+        dockerfile: text,
+        dockerfile_path: path,
+        context,
+    })
+}
+
+fn read_dockerfile(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read Dockerfile {}", path.display()))
+}
+
+fn options(args: &Args) -> Result<BuildOptions> {
+    let mut build_args = BTreeMap::new();
+    for a in &args.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            // `--build-arg NAME` takes the value from the environment, if set.
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    build_args.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    let mut labels = BTreeMap::new();
+    for l in &args.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let mut platforms = PlatformArgs::default();
+    if let Some(p) = &args.platform {
+        platforms.target = p
+            .parse::<Platform>()
+            .with_context(|| format!("invalid --platform {p:?}"))?;
+    }
+    let compression = match args.compression.as_str() {
+        "gzip" => Compression::Gzip,
+        "zstd" => Compression::Zstd,
+        "none" | "uncompressed" => Compression::None,
+        other => bail!("invalid --compression {other:?}: expected gzip, zstd or none"),
+    };
+    let epoch = build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>()
+                .with_context(|| format!("invalid SOURCE_DATE_EPOCH {s:?}"))
+        })
+        .transpose()?;
+    Ok(BuildOptions {
+        build_args: BuildArgs(build_args),
+        platforms,
+        target: args.target.clone(),
+        labels,
+        compression,
+        source_date_epoch: epoch,
+        no_cache: args.no_cache,
+    })
+}

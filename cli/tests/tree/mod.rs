@@ -1,0 +1,237 @@
+//! Flattens an OCI image layout into a canonical listing of its file tree and config, so that
+//! images built by kiln and by buildah from the same input can be compared line by line.
+//!
+//! One line per path: `<kind> <mode> <uid>:<gid> <detail> <path>`, where detail is the size and
+//! content digest for files and the target for links. Directory mtimes and timestamps are left
+//! out: no two builders agree on them.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+#[derive(Clone, Debug)]
+struct Entry {
+    kind: char,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    detail: String,
+    xattrs: Vec<String>,
+}
+
+/// The manifest and config of the image a layout's index.json points at (the first entry, or the
+/// one tagged `tag`).
+pub fn manifest_and_config(layout: &Path, tag: Option<&str>) -> (Value, Value) {
+    let index: Value = read_json(&layout.join("index.json"));
+    let manifests = index["manifests"].as_array().expect("index has manifests");
+    let desc = manifests
+        .iter()
+        .find(|m| match tag {
+            None => true,
+            Some(t) => {
+                let name = m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap_or("");
+                name == t || name.ends_with(&format!(":{t}"))
+            }
+        })
+        .expect("tag in index");
+    let mut manifest = read_json(&blob(layout, desc["digest"].as_str().unwrap()));
+    if manifest.get("manifests").is_some() {
+        let d = manifest["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        manifest = read_json(&blob(layout, &d));
+    }
+    let config = read_json(&blob(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    (manifest, config)
+}
+
+/// The flattened file tree of an image in an OCI layout.
+pub fn tree(layout: &Path, tag: Option<&str>) -> String {
+    let (manifest, _) = manifest_and_config(layout, tag);
+    let mut files: BTreeMap<String, Entry> = BTreeMap::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let path = blob(layout, layer["digest"].as_str().unwrap());
+        apply_layer(&mut files, decompress(&path));
+    }
+    let mut out = String::new();
+    for (path, e) in &files {
+        out.push_str(&format!(
+            "{} {:04o} {}:{} {} /{}\n",
+            e.kind, e.mode, e.uid, e.gid, e.detail, path
+        ));
+        for x in &e.xattrs {
+            out.push_str(&format!("  xattr {x}\n"));
+        }
+    }
+    out
+}
+
+/// The config fields a Dockerfile controls, normalized for comparison (buildah's own label
+/// dropped).
+pub fn config_summary(layout: &Path, tag: Option<&str>) -> Value {
+    let (_, config) = manifest_and_config(layout, tag);
+    summarize_config(&config)
+}
+
+/// [`config_summary`] of an image config document (`{"config": {...}, "architecture": ...}`).
+pub fn summarize_config(config: &Value) -> Value {
+    let c = &config["config"];
+    let mut labels = c["Labels"].clone();
+    if let Some(m) = labels.as_object_mut() {
+        m.remove("io.buildah.version");
+    }
+    let pick = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
+    let empty_to_null = |v: Value| match &v {
+        Value::Object(m) if m.is_empty() => Value::Null,
+        Value::Array(a) if a.is_empty() => Value::Null,
+        Value::String(s) if s.is_empty() => Value::Null,
+        _ => v,
+    };
+    let mut out = serde_json::Map::new();
+    for k in [
+        "User",
+        "ExposedPorts",
+        "Env",
+        "Entrypoint",
+        "Cmd",
+        "Volumes",
+        "WorkingDir",
+        "StopSignal",
+        "Healthcheck",
+        "OnBuild",
+        "Shell",
+    ] {
+        out.insert(k.to_string(), empty_to_null(pick(k)));
+    }
+    out.insert("Labels".to_string(), empty_to_null(labels));
+    out.insert("architecture".into(), config["architecture"].clone());
+    out.insert("os".into(), config["os"].clone());
+    Value::Object(out)
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap()
+}
+
+fn blob(layout: &Path, digest: &str) -> std::path::PathBuf {
+    let (alg, hex) = digest.split_once(':').unwrap();
+    layout.join("blobs").join(alg).join(hex)
+}
+
+fn decompress(path: &Path) -> Box<dyn Read> {
+    let mut head = [0u8; 4];
+    let n = fs::File::open(path).unwrap().read(&mut head).unwrap();
+    let f = fs::File::open(path).unwrap();
+    if n >= 2 && head[..2] == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else if n == 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
+        Box::new(zstd::stream::read::Decoder::new(f).unwrap())
+    } else {
+        Box::new(f)
+    }
+}
+
+fn clean(path: &Path) -> String {
+    let s = path.to_string_lossy();
+    let s = s.trim_start_matches("./").trim_start_matches('/');
+    s.trim_end_matches('/').to_string()
+}
+
+fn apply_layer(files: &mut BTreeMap<String, Entry>, reader: Box<dyn Read>) {
+    let mut archive = tar::Archive::new(reader);
+    let mut added: BTreeMap<String, Entry> = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = clean(&entry.path().unwrap());
+        if path.is_empty() {
+            continue;
+        }
+        let (dir, name) = match path.rsplit_once('/') {
+            Some((d, n)) => (format!("{d}/"), n.to_string()),
+            None => (String::new(), path.clone()),
+        };
+        if name == ".wh..wh..opq" {
+            files.retain(|p, _| !p.starts_with(&dir) || p.len() == dir.len());
+            continue;
+        }
+        if let Some(victim) = name.strip_prefix(".wh.") {
+            let victim = format!("{dir}{victim}");
+            files.retain(|p, _| p != &victim && !p.starts_with(&format!("{victim}/")));
+            continue;
+        }
+        let header = entry.header().clone();
+        let mut xattrs = Vec::new();
+        if let Ok(Some(exts)) = entry.pax_extensions() {
+            for ext in exts.flatten() {
+                if let Some(k) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) {
+                    xattrs.push(format!("{k}={}", hex::encode(ext.value_bytes())));
+                }
+            }
+        }
+        xattrs.sort();
+        let etype = header.entry_type();
+        let (kind, detail) = if etype.is_dir() {
+            ('d', "-".to_string())
+        } else if etype.is_symlink() {
+            let t = entry.link_name().unwrap().unwrap();
+            ('l', format!("-> {}", t.to_string_lossy()))
+        } else if etype.is_hard_link() {
+            let target = clean(&entry.link_name().unwrap().unwrap());
+            let t = added
+                .get(&target)
+                .or_else(|| files.get(&target))
+                .unwrap_or_else(|| panic!("hardlink {path} to missing {target}"))
+                .clone();
+            added.insert(path, t);
+            continue;
+        } else if etype.is_file() {
+            let mut h = Sha256::new();
+            let mut buf = Vec::new();
+            entry.read_to_end(&mut buf).unwrap();
+            h.update(&buf);
+            (
+                'f',
+                format!("{} {}", buf.len(), &hex::encode(h.finalize())[..16]),
+            )
+        } else if etype.is_character_special() || etype.is_block_special() {
+            let c = if etype.is_character_special() {
+                'c'
+            } else {
+                'b'
+            };
+            let major = header.device_major().ok().flatten().unwrap_or(0);
+            let minor = header.device_minor().ok().flatten().unwrap_or(0);
+            (c, format!("{major},{minor}"))
+        } else if etype.is_fifo() {
+            ('p', "-".to_string())
+        } else {
+            continue;
+        };
+        let e = Entry {
+            kind,
+            mode: header.mode().unwrap() & 0o7777,
+            uid: header.uid().unwrap(),
+            gid: header.gid().unwrap(),
+            detail,
+            xattrs,
+        };
+        if kind != 'd' {
+            // A non-directory replaces a directory and everything under it.
+            let prefix = format!("{path}/");
+            files.retain(|p, _| !p.starts_with(&prefix));
+        }
+        added.insert(path, e);
+    }
+    files.extend(added);
+}
