@@ -312,12 +312,19 @@ fn overlay_stacks_more_layers_than_fit_in_mount_options() {
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
         h.set_size(1);
-        b.append_data(&mut h, format!("layer-{i}"), &b"x"[..]).unwrap();
+        b.append_data(&mut h, format!("layer-{i}"), &b"x"[..])
+            .unwrap();
         let layer = b.into_inner().unwrap();
-        chain = Some(snap.apply_layer(chain.as_ref(), &Digest::of(&layer), &mut &layer[..]).unwrap());
+        chain = Some(
+            snap.apply_layer(chain.as_ref(), &Digest::of(&layer), &mut &layer[..])
+                .unwrap(),
+        );
     }
     let active = snap.prepare(chain.as_ref()).unwrap();
     for i in 0..60 {
-        assert!(active.rootfs().join(format!("layer-{i}")).exists(), "layer {i} missing");
+        assert!(
+            active.rootfs().join(format!("layer-{i}")).exists(),
+            "layer {i} missing"
+        );
     }
 }
