@@ -6,6 +6,7 @@ mod copy;
 mod delete;
 mod history;
 mod images;
+mod info;
 mod inspect;
 mod load;
 mod login;
@@ -75,6 +76,8 @@ pub enum Command {
     Copy(copy::Args),
     /// Delete an image from a registry
     Delete(delete::Args),
+    /// Show the store and the registry settings in use
+    Info(info::Args),
 }
 
 pub fn run(command: Command, g: &Globals) -> Result<()> {
@@ -94,6 +97,7 @@ pub fn run(command: Command, g: &Globals) -> Result<()> {
         Command::Tags(a) => tags::run(a, g),
         Command::Copy(a) => copy::run(a, g),
         Command::Delete(a) => delete::run(a, g),
+        Command::Info(a) => info::run(a, g),
     }
 }
 
