@@ -153,11 +153,17 @@ fn push_survives_upload_faults() {
     let desc = make_image_for(&src, "up", 2, Compression::Gzip, &Platform::host()).unwrap();
     proxy.set(|f| {
         f.upload_500 = 2;
+        f.upload_body_500 = 3;
         f.any_429 = 1;
     });
     let via = Reference::parse(&format!("{}/up:1", proxy.host)).unwrap();
     let pushed = rt.block_on(push::push(&remote, &src, &desc, &via)).unwrap();
     assert_eq!(pushed.digest.as_ref(), Some(&desc.digest));
+    assert_eq!(
+        proxy.faults.lock().unwrap().upload_body_500,
+        0,
+        "body faults were hit"
+    );
     let direct = Reference::parse(&format!("{}/up:1", reg.host)).unwrap();
     let (_d, dst) = store();
     rt.block_on(pull::pull(&remote, &dst, &direct, &Platform::host()))

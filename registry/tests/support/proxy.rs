@@ -21,6 +21,9 @@ pub struct Faults {
     pub corrupt_manifests: bool,
     /// The next N upload requests (POST/PATCH/PUT on blobs/uploads) answer 500.
     pub upload_500: usize,
+    /// The next N PATCH/PUT requests with a body on blobs/uploads answer 500 (after the
+    /// body is read).
+    pub upload_body_500: usize,
     /// Blob GETs answer `307` to this `host:port` (same path).
     pub redirect_blobs_to: Option<String>,
     /// Requests seen: `METHOD path [range] [auth]`.
@@ -141,6 +144,13 @@ async fn handle(
             Action::Status(429)
         } else if is_blob_get && f.blob_500 > 0 {
             f.blob_500 -= 1;
+            Action::Status(500)
+        } else if is_upload
+            && (method == "PATCH" || method == "PUT")
+            && length > 0
+            && f.upload_body_500 > 0
+        {
+            f.upload_body_500 -= 1;
             Action::Status(500)
         } else if is_upload && f.upload_500 > 0 {
             f.upload_500 -= 1;
