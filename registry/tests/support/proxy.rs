@@ -15,6 +15,8 @@ pub struct Faults {
     pub any_429: usize,
     /// The next N blob GETs send half the body and close the connection.
     pub blob_drop: usize,
+    /// When set, `blob_drop` applies only to paths containing this.
+    pub drop_only: Option<String>,
     /// Every blob GET has its last byte flipped.
     pub corrupt_blobs: bool,
     /// Every manifest GET has its last byte flipped.
@@ -155,7 +157,12 @@ async fn handle(
         } else if is_upload && f.upload_500 > 0 {
             f.upload_500 -= 1;
             Action::Status(500)
-        } else if is_blob_get && f.blob_drop > 0 {
+        } else if is_blob_get
+            && f.blob_drop > 0
+            && f.drop_only
+                .as_ref()
+                .is_none_or(|p| path.contains(p.as_str()))
+        {
             f.blob_drop -= 1;
             Action::Drop
         } else {
