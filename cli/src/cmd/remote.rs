@@ -2,7 +2,7 @@
 //! in the style of `docker pull`/`docker push`.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
@@ -39,7 +39,11 @@ impl RegistryFlags {
             .extend(self.insecure.iter().cloned());
         opts.max_concurrent = concurrency.max(1);
         if !self.quiet {
-            opts.progress = Arc::new(LineProgress::new(verb));
+            opts.progress = if std::io::stderr().is_terminal() {
+                Arc::new(BarProgress::new(verb))
+            } else {
+                Arc::new(LineProgress::new(verb))
+            };
         }
         Ok(Remote::new(opts))
     }
@@ -59,18 +63,93 @@ pub enum Verb {
     Push,
 }
 
+fn done_word(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Pull => "Pull complete",
+        Verb::Push => "Pushed",
+    }
+}
+
+/// Per-layer progress bars with bytes and speed, for a terminal.
+pub struct BarProgress {
+    verb: Verb,
+    multi: indicatif::MultiProgress,
+    bars: Mutex<HashMap<String, indicatif::ProgressBar>>,
+}
+
+impl BarProgress {
+    pub fn new(verb: Verb) -> Self {
+        BarProgress {
+            verb,
+            multi: indicatif::MultiProgress::with_draw_target(
+                indicatif::ProgressDrawTarget::stderr(),
+            ),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Progress for BarProgress {
+    fn event(&self, event: Event) {
+        let mut bars = self.bars.lock().unwrap();
+        match event {
+            Event::Started { digest, size } => {
+                let bar = self.multi.add(indicatif::ProgressBar::new(size));
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix}: {msg:12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(digest.short().to_string());
+                bar.set_message(match self.verb {
+                    Verb::Pull => "Downloading",
+                    Verb::Push => "Pushing",
+                });
+                bars.insert(digest.to_string(), bar);
+            }
+            Event::Bytes { digest, n } => {
+                if let Some(b) = bars.get(&digest.to_string()) {
+                    b.inc(n);
+                }
+            }
+            Event::Retrying { digest, offset } => {
+                if let Some(b) = bars.get(&digest.to_string()) {
+                    b.set_position(offset);
+                    b.set_message("Retrying");
+                }
+            }
+            Event::Skipped {
+                digest,
+                mounted_from,
+            } => {
+                let what = match mounted_from {
+                    Some(from) => format!("Mounted from {from}"),
+                    None => "Already exists".to_string(),
+                };
+                let _ = self.multi.println(format!("{}: {what}", digest.short()));
+            }
+            Event::Done { digest } => {
+                if let Some(b) = bars.remove(&digest.to_string()) {
+                    b.finish_and_clear();
+                    let _ =
+                        self.multi
+                            .println(format!("{}: {}", digest.short(), done_word(self.verb)));
+                }
+            }
+        }
+    }
+}
+
 /// Plain per-layer lines on stderr: `abc123def456: Pull complete`.
 pub struct LineProgress {
     verb: Verb,
-    sizes: Mutex<HashMap<String, u64>>,
 }
 
 impl LineProgress {
     pub fn new(verb: Verb) -> Self {
-        LineProgress {
-            verb,
-            sizes: Mutex::new(HashMap::new()),
-        }
+        LineProgress { verb }
     }
 }
 
@@ -78,7 +157,6 @@ impl Progress for LineProgress {
     fn event(&self, event: Event) {
         let line = match &event {
             Event::Started { digest, size } => {
-                self.sizes.lock().unwrap().insert(digest.to_string(), *size);
                 let what = match self.verb {
                     Verb::Pull => "Downloading",
                     Verb::Push => "Pushing",
@@ -94,10 +172,7 @@ impl Progress for LineProgress {
                 mounted_from: Some(from),
             } => format!("{}: Mounted from {from}", digest.short()),
             Event::Skipped { digest, .. } => format!("{}: Already exists", digest.short()),
-            Event::Done { digest } => match self.verb {
-                Verb::Pull => format!("{}: Pull complete", digest.short()),
-                Verb::Push => format!("{}: Pushed", digest.short()),
-            },
+            Event::Done { digest } => format!("{}: {}", digest.short(), done_word(self.verb)),
         };
         let _ = writeln!(std::io::stderr(), "{line}");
     }
