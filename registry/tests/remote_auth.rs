@@ -274,3 +274,51 @@ fn tls_registry_is_trusted_through_a_certs_d_ca() {
         ))
         .is_err());
 }
+
+#[test]
+fn blob_redirects_to_another_host_do_not_carry_credentials() {
+    let Some(reg) = support::RegistryServer::start_with(RegistryConfig {
+        htpasswd: Some(("dave".into(), "redirect-pw".into())),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let rt = support::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let src = store(dir.path());
+    let desc = make_image(&src, "redirect", 1, Compression::Gzip).unwrap();
+    let creds = support::isolated_credentials(dir.path());
+    let front = support::proxy::FaultProxy::start(&rt, &reg.host);
+    // "Object storage": another origin that serves blobs without needing credentials.
+    let storage = support::proxy::FaultProxy::start(&rt, &reg.host);
+    creds
+        .store(&front.host, &Credentials::basic("dave", "redirect-pw"))
+        .unwrap();
+    let remote = support::remote(dir.path());
+    let r = Reference::parse(&format!("{}/redir/app:1", front.host)).unwrap();
+    rt.block_on(push::push(&remote, &src, &desc, &r)).unwrap();
+
+    front.set(|f| f.redirect_blobs_to = Some(storage.host.clone()));
+    let dst_dir = tempfile::tempdir().unwrap();
+    // The storage origin forwards to the htpasswd registry without credentials, so the
+    // download is refused there; what matters is that kiln did not send them.
+    let _ = rt.block_on(registry::remote::pull::pull(
+        &remote,
+        &store(dst_dir.path()),
+        &r,
+        &Platform::host(),
+    ));
+    let front_log = front.log();
+    assert!(
+        front_log
+            .iter()
+            .any(|l| l.starts_with("GET /v2/redir/app/blobs/") && l.ends_with(" auth")),
+        "the registry itself gets credentials: {front_log:#?}"
+    );
+    let storage_log = storage.log();
+    assert!(!storage_log.is_empty(), "the redirect was followed");
+    assert!(
+        storage_log.iter().all(|l| !l.ends_with(" auth")),
+        "no Authorization header to another host: {storage_log:#?}"
+    );
+}

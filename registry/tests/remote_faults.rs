@@ -153,11 +153,17 @@ fn push_survives_upload_faults() {
     let desc = make_image_for(&src, "up", 2, Compression::Gzip, &Platform::host()).unwrap();
     proxy.set(|f| {
         f.upload_500 = 2;
+        f.upload_body_500 = 3;
         f.any_429 = 1;
     });
     let via = Reference::parse(&format!("{}/up:1", proxy.host)).unwrap();
     let pushed = rt.block_on(push::push(&remote, &src, &desc, &via)).unwrap();
     assert_eq!(pushed.digest.as_ref(), Some(&desc.digest));
+    assert_eq!(
+        proxy.faults.lock().unwrap().upload_body_500,
+        0,
+        "body faults were hit"
+    );
     let direct = Reference::parse(&format!("{}/up:1", reg.host)).unwrap();
     let (_d, dst) = store();
     rt.block_on(pull::pull(&remote, &dst, &direct, &Platform::host()))
@@ -220,6 +226,76 @@ fn a_failing_mirror_falls_back_to_the_registry_and_a_lying_one_cannot_change_con
     assert!(
         proxy.log().iter().any(|l| l.contains("/blobs/")),
         "mirror was tried"
+    );
+    assert!(dst.fsck().unwrap().is_ok());
+}
+
+/// An image with one 3 MiB layer (above the monolithic-PUT limit), built in the store.
+fn large_image(store: &Store) -> registry::Descriptor {
+    use registry::media_types::{OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST};
+    use registry::spec::Manifest;
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let layer: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let l = store.put_blob(&layer).unwrap();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let c = store.put_blob(config).unwrap();
+    let m = Manifest::oci(
+        registry::Descriptor::new(OCI_CONFIG, c, config.len() as u64),
+        vec![registry::Descriptor::new(
+            OCI_LAYER_GZIP,
+            l,
+            layer.len() as u64,
+        )],
+    );
+    let bytes = m.to_bytes();
+    let d = store.put_blob(&bytes).unwrap();
+    registry::Descriptor::new(OCI_MANIFEST, d, bytes.len() as u64)
+}
+
+#[test]
+fn large_blobs_upload_in_a_patch_and_resume_after_a_drop() {
+    let Some(reg) = support::RegistryServer::start() else {
+        return;
+    };
+    let rt = support::runtime();
+    let proxy = FaultProxy::start(&rt, &reg.host);
+    let (dir, src) = store();
+    let remote = support::remote(dir.path());
+    let desc = large_image(&src);
+    let via = Reference::parse(&format!("{}/large:1", proxy.host)).unwrap();
+    proxy.set(|f| f.upload_body_500 = 1);
+    let pushed = rt.block_on(push::push(&remote, &src, &desc, &via)).unwrap();
+    assert_eq!(pushed.digest.as_ref(), Some(&desc.digest));
+    assert!(
+        proxy
+            .log()
+            .iter()
+            .any(|l| l.starts_with("PATCH /v2/large/blobs/uploads/")),
+        "a large blob goes through PATCH"
+    );
+
+    let bytes = src.read_blob(&desc.digest).unwrap();
+    let manifest: registry::spec::Manifest = serde_json::from_slice(&bytes).unwrap();
+    let layer = manifest.layers[0].digest.to_string();
+    proxy.set(|f| {
+        f.blob_drop = 1;
+        f.drop_only = Some(layer);
+    });
+    let (_d, dst) = store();
+    let amd: Platform = "linux/amd64".parse().unwrap();
+    rt.block_on(pull::pull(&remote, &dst, &via, &amd)).unwrap();
+    let log = proxy.log();
+    assert!(
+        log.iter().any(|l| l.contains("bytes=1572864-")),
+        "resumed from the half received: {log:#?}"
     );
     assert!(dst.fsck().unwrap().is_ok());
 }

@@ -61,6 +61,58 @@ fn skopeo_reads_and_copies_what_kiln_pushes() {
     assert!(oci.join("index.json").is_file());
 }
 
+#[test]
+fn buildah_pulls_what_kiln_pushes() {
+    const BUILDAH: &str = "/usr/bin/buildah";
+    if !support::require(BUILDAH) {
+        return;
+    }
+    let Some(reg) = support::RegistryServer::start() else {
+        return;
+    };
+    let rt = support::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let src = Store::open(dir.path().join("store")).unwrap();
+    let remote = support::remote(dir.path());
+    let desc = make_image(&src, "to-buildah", 2, Compression::Zstd).unwrap();
+    let dest = Reference::parse(&format!("{}/kiln/buildah:v1", reg.host)).unwrap();
+    rt.block_on(push::push(&remote, &src, &desc, &dest))
+        .unwrap();
+    // A private containers storage, so the test leaves no global state behind.
+    let root = dir.path().join("buildah-root");
+    let runroot = dir.path().join("buildah-run");
+    let out = Command::new(BUILDAH)
+        .arg("--root")
+        .arg(&root)
+        .arg("--runroot")
+        .arg(&runroot)
+        .args([
+            "--storage-driver",
+            "vfs",
+            "pull",
+            "--tls-verify=false",
+            "-q",
+        ])
+        .arg(format!("docker://{}/kiln/buildah:v1", reg.host))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "buildah pull failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config_digest = {
+        let m: Manifest = serde_json::from_slice(&src.read_blob(&desc.digest).unwrap()).unwrap();
+        m.config.digest
+    };
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(
+        format!("sha256:{id}"),
+        config_digest.to_string(),
+        "image ID is the config digest"
+    );
+}
+
 /// Writes `desc` into a plain OCI layout at `path` under tag `tag` (skopeo's `oci:` form).
 fn oci_layout(store: &Store, desc: &Descriptor, tag: &str) -> std::path::PathBuf {
     let mut d = desc.clone();

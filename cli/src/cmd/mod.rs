@@ -2,17 +2,26 @@
 //! (store opening, Docker's human sizes and durations, tables, `--format` templates).
 
 mod build;
+mod copy;
+mod delete;
 mod fsck;
 mod history;
 mod images;
+mod info;
 mod inspect;
 mod load;
+mod login;
+mod logout;
 mod output;
 mod progress;
 mod prune;
+mod pull;
+mod push;
+mod remote;
 mod rmi;
 mod save;
 mod tag;
+mod tags;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -59,6 +68,22 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// Verify the store: every blob's digest and every image's manifests, configs and layers
     Fsck(fsck::Args),
+    /// Download an image from a registry
+    Pull(pull::Args),
+    /// Upload an image to a registry
+    Push(push::Args),
+    /// Log in to a registry
+    Login(login::Args),
+    /// Log out from a registry
+    Logout(logout::Args),
+    /// List the tags of a repository in a registry
+    Tags(tags::Args),
+    /// Copy an image between registries, OCI layouts, archives and the store
+    Copy(copy::Args),
+    /// Delete an image from a registry
+    Delete(delete::Args),
+    /// Show the store and the registry settings in use
+    Info(info::Args),
 }
 
 pub fn run(command: Command, g: &Globals) -> Result<()> {
@@ -73,6 +98,14 @@ pub fn run(command: Command, g: &Globals) -> Result<()> {
         Command::Load(a) => load::run(a, g),
         Command::Prune(a) => prune::run(&g.root, a),
         Command::Fsck(a) => fsck::run(a, g),
+        Command::Pull(a) => pull::run(a, g),
+        Command::Push(a) => push::run(a, g),
+        Command::Login(a) => login::run(a, g),
+        Command::Logout(a) => logout::run(a, g),
+        Command::Tags(a) => tags::run(a, g),
+        Command::Copy(a) => copy::run(a, g),
+        Command::Delete(a) => delete::run(a, g),
+        Command::Info(a) => info::run(a, g),
     }
 }
 

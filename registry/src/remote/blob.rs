@@ -170,9 +170,19 @@ pub async fn upload(
     }
 }
 
+/// Whether starting the upload over may help: not for auth failures or bad content.
 fn retryable(e: &Error) -> bool {
-    matches!(e, Error::Transport { .. })
-        || matches!(e, Error::Registry { status, .. } if *status >= 500 || *status == 404 || *status == 416)
+    !matches!(
+        e,
+        Error::Unauthorized { .. }
+            | Error::Denied { .. }
+            | Error::DigestMismatch { .. }
+            | Error::SizeMismatch { .. }
+            | Error::BlobNotFound(_)
+            | Error::Auth { .. }
+            | Error::RateLimited { .. }
+            | Error::Io { .. }
+    )
 }
 
 async fn upload_once(
@@ -223,14 +233,25 @@ async fn upload_once(
     });
     let scope = Scope::push(&full);
     let size = desc.size;
-    let body_once = Mutex::new(Some(open_body(source, desc, progress).await?));
-    let take_body = || {
-        body_once.lock().expect("body lock").take().ok_or_else(|| {
-            Error::invalid(
-                &what,
-                "upload body cannot be replayed after a failed attempt",
-            )
-        })
+    // A store blob is reopened for every attempt, so the transport can retry a failed
+    // PATCH/PUT; a blob streamed from another registry can be sent once per session (a
+    // failure restarts the whole upload, fetching the source again).
+    let remote_body = match source {
+        UploadSource::Store(_) => None,
+        UploadSource::Remote { .. } => {
+            Some(Mutex::new(Some(open_body(source, desc, progress).await?)))
+        }
+    };
+    let take_body = || -> Result<Body> {
+        match (&remote_body, source) {
+            (None, UploadSource::Store(store)) => Ok(store_body(store, desc, progress)?),
+            (Some(once), _) => once
+                .lock()
+                .expect("body lock")
+                .take()
+                .ok_or_else(|| Error::invalid(&what, "upload body cannot be replayed")),
+            (None, UploadSource::Remote { .. }) => unreachable!("remote bodies are prepared above"),
+        }
     };
     if size > MONOLITHIC_MAX {
         let resp = client
@@ -282,21 +303,34 @@ fn session_location(resp: &reqwest::Response, base: &Url) -> Result<Url> {
         .map_err(|e| Error::invalid("blob upload Location", e.to_string()))
 }
 
-/// A streaming request body for the blob, reporting bytes as they go.
+/// A streaming body over a store blob, reporting bytes as they go.
+fn store_body(store: &Store, desc: &Descriptor, progress: &SharedProgress) -> Result<Body> {
+    let file = tokio::fs::File::from_std(store.open_blob(&desc.digest)?);
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, UPLOAD_BUF);
+    Ok(counted_body(Box::pin(stream), desc, progress))
+}
+
+type ByteStream = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+fn counted_body(stream: ByteStream, desc: &Descriptor, progress: &SharedProgress) -> Body {
+    let digest = desc.digest.clone();
+    let progress = progress.clone();
+    Body::wrap_stream(stream.inspect_ok(move |c| {
+        progress.event(Event::Bytes {
+            digest: digest.clone(),
+            n: c.len() as u64,
+        })
+    }))
+}
+
+/// A body streamed from another registry's copy of the blob.
 async fn open_body(
     source: &UploadSource<'_>,
     desc: &Descriptor,
     progress: &SharedProgress,
 ) -> Result<Body> {
-    type ByteStream = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
-    let stream: ByteStream = match source {
-        UploadSource::Store(store) => {
-            let file = store.open_blob(&desc.digest)?;
-            let file = tokio::fs::File::from_std(file);
-            Box::pin(tokio_util::io::ReaderStream::with_capacity(
-                file, UPLOAD_BUF,
-            ))
-        }
+    match source {
+        UploadSource::Store(store) => store_body(store, desc, progress),
         UploadSource::Remote { client, repo } => {
             let (resp, _) = client.get_blob(repo, &desc.digest, 0).await?;
             if resp.content_length().is_some_and(|n| n != desc.size) {
@@ -306,15 +340,8 @@ async fn open_body(
                     actual: resp.content_length().unwrap_or(0),
                 });
             }
-            Box::pin(resp.bytes_stream().map_err(std::io::Error::other))
+            let stream = resp.bytes_stream().map_err(std::io::Error::other);
+            Ok(counted_body(Box::pin(stream), desc, progress))
         }
-    };
-    let digest = desc.digest.clone();
-    let progress = progress.clone();
-    Ok(Body::wrap_stream(stream.inspect_ok(move |c| {
-        progress.event(Event::Bytes {
-            digest: digest.clone(),
-            n: c.len() as u64,
-        })
-    })))
+    }
 }

@@ -69,6 +69,9 @@ impl TransportOptions {
 
 /// Whether `host` (`name[:port]`) is a loopback host, reached over plain HTTP like Docker does.
 pub fn is_loopback(host: &str) -> bool {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(rest),
         None => host.rsplit_once(':').map_or(host, |(n, p)| {

@@ -15,13 +15,20 @@ pub struct Faults {
     pub any_429: usize,
     /// The next N blob GETs send half the body and close the connection.
     pub blob_drop: usize,
+    /// When set, `blob_drop` applies only to paths containing this.
+    pub drop_only: Option<String>,
     /// Every blob GET has its last byte flipped.
     pub corrupt_blobs: bool,
     /// Every manifest GET has its last byte flipped.
     pub corrupt_manifests: bool,
     /// The next N upload requests (POST/PATCH/PUT on blobs/uploads) answer 500.
     pub upload_500: usize,
-    /// Requests seen: `METHOD path [range]`.
+    /// The next N PATCH/PUT requests with a body on blobs/uploads answer 500 (after the
+    /// body is read).
+    pub upload_body_500: usize,
+    /// Blob GETs answer `307` to this `host:port` (same path).
+    pub redirect_blobs_to: Option<String>,
+    /// Requests seen: `METHOD path [range] [auth]`.
     pub log: Vec<String>,
 }
 
@@ -116,7 +123,11 @@ async fn handle(
         .map(|(_, v)| v.clone());
     let is_blob_get = method == "GET" && path.contains("/blobs/sha256:");
     let is_upload = path.contains("/blobs/uploads");
+    let has_auth = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
     enum Action {
+        Redirect(String),
         Status(u16),
         Drop,
         Forward { corrupt: bool },
@@ -124,19 +135,34 @@ async fn handle(
     let action = {
         let mut f = faults.lock().unwrap();
         f.log.push(format!(
-            "{method} {path} {}",
-            range.clone().unwrap_or_default()
+            "{method} {path} {}{}",
+            range.clone().unwrap_or_default(),
+            if has_auth { " auth" } else { "" }
         ));
-        if f.any_429 > 0 {
+        if let Some(to) = f.redirect_blobs_to.clone().filter(|_| is_blob_get) {
+            Action::Redirect(format!("http://{to}{path}"))
+        } else if f.any_429 > 0 {
             f.any_429 -= 1;
             Action::Status(429)
         } else if is_blob_get && f.blob_500 > 0 {
             f.blob_500 -= 1;
             Action::Status(500)
+        } else if is_upload
+            && (method == "PATCH" || method == "PUT")
+            && length > 0
+            && f.upload_body_500 > 0
+        {
+            f.upload_body_500 -= 1;
+            Action::Status(500)
         } else if is_upload && f.upload_500 > 0 {
             f.upload_500 -= 1;
             Action::Status(500)
-        } else if is_blob_get && f.blob_drop > 0 {
+        } else if is_blob_get
+            && f.blob_drop > 0
+            && f.drop_only
+                .as_ref()
+                .is_none_or(|p| path.contains(p.as_str()))
+        {
             f.blob_drop -= 1;
             Action::Drop
         } else {
@@ -146,6 +172,13 @@ async fn handle(
             }
         }
     };
+    if let Action::Redirect(to) = &action {
+        let resp = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        sock.write_all(resp.as_bytes()).await?;
+        return sock.shutdown().await;
+    }
     if let Action::Status(code) = action {
         let body = r#"{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}"#;
         let resp = format!(
