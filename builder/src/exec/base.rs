@@ -15,9 +15,26 @@ use crate::plan::PlatformArgs;
 
 use super::state::{LayerRef, StageState};
 
+/// Brings images the store lacks into it (from a registry): FROM and `COPY --from=<image>`.
+pub trait ImageFetcher: Sync {
+    fn fetch(&self, reference: &Reference, platform: &registry::Platform) -> Result<(), String>;
+}
+
+/// How base images are found: the store, then (or first, with `--pull`) the fetcher.
+#[derive(Clone, Copy)]
+pub struct Resolver<'a> {
+    pub store: &'a Store,
+    pub platforms: &'a PlatformArgs,
+    pub fetcher: Option<&'a dyn ImageFetcher>,
+    /// `--pull`: fetch even when the store has the tag.
+    pub always_pull: bool,
+    /// Names already fetched in this build (fetched once even with `--pull`).
+    pub fetched: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
 /// Loads `name` as the starting state of a stage.
-pub fn load(store: &Store, name: &str, platforms: &PlatformArgs) -> Result<StageState, String> {
-    let image = open(store, name, platforms)?;
+pub fn load(r: Resolver<'_>, name: &str) -> Result<StageState, String> {
+    let image = open(r, name)?;
     let layers = image
         .manifest
         .layers
@@ -42,21 +59,46 @@ pub fn load(store: &Store, name: &str, platforms: &PlatformArgs) -> Result<Stage
     ))
 }
 
-/// Opens `name` (a reference or `oci-layout://...`) as a local image.
-pub fn open(store: &Store, name: &str, platforms: &PlatformArgs) -> Result<LocalImage, String> {
+/// Opens `name` (a reference or `oci-layout://...`) as a local image, fetching it when the
+/// store lacks it (or always, once per build, with `--pull`). A tag in the store needs no
+/// network: an unchanged rebuild works offline.
+pub fn open(r: Resolver<'_>, name: &str) -> Result<LocalImage, String> {
+    let store = r.store;
+    let platform = &r.platforms.target;
     let desc = match name.strip_prefix("oci-layout://") {
         Some(spec) => import_layout(store, spec).map_err(|e| format!("{name}: {e}"))?,
         None => {
             let reference = Reference::parse(name).map_err(|e| e.to_string())?;
-            store.resolve(&reference).map_err(|_| {
-                format!(
-                    "image {name} ({reference}) not found in the local store; \
-                     pull it first (kiln pull {name})"
-                )
-            })?
+            let fetch = |r: &Resolver<'_>| -> Result<(), String> {
+                let Some(f) = r.fetcher else { return Ok(()) };
+                let mut done = r.fetched.lock().unwrap_or_else(|p| p.into_inner());
+                if done.insert(reference.to_string()) {
+                    f.fetch(&reference, platform)
+                        .map_err(|e| format!("pulling {name}: {e}"))?;
+                }
+                Ok(())
+            };
+            if r.always_pull {
+                fetch(&r)?;
+            }
+            match store.resolve(&reference) {
+                Ok(d) => d,
+                Err(_) if r.fetcher.is_some() && !r.always_pull => {
+                    fetch(&r)?;
+                    store
+                        .resolve(&reference)
+                        .map_err(|e| format!("{name}: {e}"))?
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "image {name} ({reference}) not found in the local store; \
+                         pull it first (kiln pull {name})"
+                    ))
+                }
+            }
         }
     };
-    LocalImage::open(store, &desc, &platforms.target).map_err(|e| format!("{name}: {e}"))
+    LocalImage::open(store, &desc, platform).map_err(|e| format!("{name}: {e}"))
 }
 
 /// Copies the image `spec` (`path[:tag]` or `path@sha256:...`) names from an OCI layout into

@@ -59,6 +59,8 @@ pub struct BuildOptions {
     pub allow_insecure: bool,
     /// `--no-cache-filter`: stages (by name or index) that ignore the cache.
     pub no_cache_filter: Vec<String>,
+    /// `--pull`: fetch base images even when the store has them.
+    pub pull: bool,
 }
 
 impl Default for BuildOptions {
@@ -75,6 +77,7 @@ impl Default for BuildOptions {
             network: NetworkMode::Host,
             allow_insecure: false,
             no_cache_filter: Vec::new(),
+            pull: false,
         }
     }
 }
@@ -129,6 +132,8 @@ pub struct Builder<'a> {
     checksums: std::sync::Mutex<ChecksumCache>,
     /// Held for the whole build: prune waits, so no layer this build reuses can vanish.
     _lease: CacheLease,
+    fetcher: Option<&'a dyn base::ImageFetcher>,
+    fetched: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Scratch space for this build; removed when the builder is dropped.
     work: tempfile::TempDir,
 }
@@ -178,8 +183,26 @@ impl<'a> Builder<'a> {
             cache,
             checksums: std::sync::Mutex::new(checksums),
             _lease: lease,
+            fetcher: None,
+            fetched: Default::default(),
             work,
         })
+    }
+
+    /// Lets the build fetch base images the store lacks (from a registry).
+    pub fn with_fetcher(mut self, fetcher: &'a dyn base::ImageFetcher) -> Self {
+        self.fetcher = Some(fetcher);
+        self
+    }
+
+    pub(crate) fn resolver(&self) -> base::Resolver<'_> {
+        base::Resolver {
+            store: self.store,
+            platforms: &self.opts.platforms,
+            fetcher: self.fetcher,
+            always_pull: self.opts.pull,
+            fetched: &self.fetched,
+        }
     }
 
     /// Parses and plans without building (`kiln build --check`).
@@ -285,7 +308,7 @@ impl<'a> Builder<'a> {
                 )
             }
             Base::Image(name) => {
-                let state = base::load(self.store, name, &self.opts.platforms)
+                let state = base::load(self.resolver(), name)
                     .map_err(|e| BuildError::at(&stage.from.span, &stage.from.original, e))?;
                 key = CacheKey::root(state.base_digest.as_ref(), platform);
                 state

@@ -164,8 +164,7 @@ impl StageRun<'_, '_> {
                 Ok(vec![out.key.digest().clone()])
             }
             Some(FromRef::Image(name)) => {
-                let img = base::open(self.builder.store, &name, &self.builder.opts.platforms)
-                    .map_err(|e| at(&e))?;
+                let img = base::open(self.builder.resolver(), &name).map_err(|e| at(&e))?;
                 Ok(vec![img.manifest_descriptor.digest.clone()])
             }
         }
@@ -288,8 +287,7 @@ impl StageRun<'_, '_> {
                 Ok(SourceRoot::Snapshot(ctx, view))
             }
             FromRef::Image(name) => {
-                let state = base::load(self.builder.store, &name, &self.builder.opts.platforms)
-                    .map_err(|e| at(&e))?;
+                let state = base::load(self.builder.resolver(), &name).map_err(|e| at(&e))?;
                 let view = view_of(self.builder, &state.layers)?;
                 let ctx = Context::with_ignore(view.rootfs(), no_ignore()).map_err(|e| at(&e))?;
                 Ok(SourceRoot::Snapshot(ctx, view))

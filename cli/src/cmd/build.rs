@@ -72,6 +72,18 @@ pub struct Args {
     /// Allow extra privileged entitlement (security.insecure)
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     allow: Vec<String>,
+    /// Always pull base images, even when the store has them
+    #[arg(long)]
+    pull: bool,
+    /// Push the image to its registry after building (every -t name)
+    #[arg(long)]
+    push: bool,
+    /// Registry (host[:port]) to reach over plain HTTP or unverified TLS (repeatable)
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure_registries: Vec<String>,
+    /// Pull mirror for docker.io, or REGISTRY=MIRROR (repeatable)
+    #[arg(long = "registry-mirror", value_name = "MIRROR")]
+    registry_mirrors: Vec<String>,
     /// Build context directory
     #[arg(value_name = "CONTEXT")]
     context: PathBuf,
@@ -113,7 +125,17 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         &plain
     };
     let sandbox = LinuxSandbox::current_exe()?;
-    let builder = Builder::new(&store, &opts, progress, &sandbox)?;
+    let registry_flags = super::remote::RegistryFlags {
+        insecure: args.insecure_registries.clone(),
+        mirrors: args.registry_mirrors.clone(),
+        quiet: args.quiet,
+    };
+    let pull_flags = registry_flags.clone();
+    let fetcher = RegistryFetcher {
+        remote: pull_flags.remote(3, super::remote::Verb::Pull)?,
+        store: store.clone(),
+    };
+    let builder = Builder::new(&store, &opts, progress, &sandbox)?.with_fetcher(&fetcher);
     let image = builder.build(&input)?;
     drop(builder);
     for tag in &tags {
@@ -125,7 +147,48 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         export(&store, &image, &tags, out)?;
     }
     report(&args, &image, &tags)?;
+    if args.push {
+        anyhow::ensure!(!tags.is_empty(), "--push needs at least one -t NAME");
+        let remote = registry_flags.remote(3, super::remote::Verb::Push)?;
+        let rt = super::remote::runtime()?;
+        for tag in &tags {
+            let pushed = rt
+                .block_on(registry::remote::push::push(
+                    &remote,
+                    &store,
+                    &image.manifest,
+                    tag,
+                ))
+                .with_context(|| format!("pushing {}", tag.familiar()))?;
+            eprintln!(
+                "{}: digest: {} size: {}",
+                tag.tag().unwrap_or("latest"),
+                image.manifest.digest,
+                pushed.size
+            );
+        }
+    }
     Ok(())
+}
+
+/// Pulls base images the store lacks, through the same path as `kiln pull`.
+struct RegistryFetcher {
+    remote: registry::remote::Remote,
+    store: registry::store::Store,
+}
+
+impl builder::exec::base::ImageFetcher for RegistryFetcher {
+    fn fetch(&self, reference: &Reference, platform: &Platform) -> Result<(), String> {
+        let rt = super::remote::runtime().map_err(|e| format!("{e:#}"))?;
+        rt.block_on(registry::remote::pull::pull(
+            &self.remote,
+            &self.store,
+            reference,
+            platform,
+        ))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
 }
 
 fn report(args: &Args, image: &BuiltImage, tags: &[Reference]) -> Result<()> {
@@ -243,6 +306,7 @@ fn options(args: &Args) -> Result<BuildOptions> {
         }
     }
     Ok(BuildOptions {
+        pull: args.pull,
         no_cache_filter: args.no_cache_filter.clone(),
         snapshotter,
         network,

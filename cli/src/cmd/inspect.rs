@@ -12,9 +12,14 @@ use super::{render_template, Globals};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Images to inspect (name, ID or digest)
+    /// Images to inspect (name, ID or digest; docker://REF reads a registry without pulling)
     #[arg(required = true, value_name = "IMAGE")]
     names: Vec<String>,
+    /// Print the manifest (or index) bytes exactly as stored or served
+    #[arg(long)]
+    raw: bool,
+    #[command(flatten)]
+    registry: super::remote::RegistryFlags,
     /// Format each image with a Go-style template, e.g. '{{.Id}}' or '{{json .Config}}'
     #[arg(short, long)]
     format: Option<String>,
@@ -31,10 +36,22 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
             .with_context(|| format!("invalid --platform {p:?}"))?,
         None => Platform::host(),
     };
+    if args.raw {
+        let mut out = std::io::stdout().lock();
+        for name in &args.names {
+            out.write_all(&raw_manifest(&store, name, &args.registry)?)?;
+            writeln!(out)?;
+        }
+        return Ok(());
+    }
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for name in &args.names {
-        match inspect_one(&store, name, &platform) {
+        let result = match name.strip_prefix("docker://") {
+            Some(r) => inspect_remote(r, &platform, &args.registry),
+            None => inspect_one(&store, name, &platform),
+        };
+        match result {
             Ok(v) => found.push(v),
             Err(e) => missing.push(format!("{e:#}")),
         }
@@ -54,6 +71,69 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         0 => Ok(()),
         _ => anyhow::bail!("{}", missing.join("\n")),
     }
+}
+
+/// The manifest bytes of a local or `docker://` image.
+fn raw_manifest(
+    store: &Store,
+    name: &str,
+    flags: &super::remote::RegistryFlags,
+) -> Result<Vec<u8>> {
+    if let Some(r) = name.strip_prefix("docker://") {
+        let reference = registry::reference::Reference::parse(r)?;
+        let remote = quiet(flags).remote(1, super::remote::Verb::Pull)?;
+        let fetched = super::remote::runtime()?
+            .block_on(registry::remote::ops::raw_manifest(&remote, &reference))
+            .with_context(|| format!("fetching the manifest of {reference}"))?;
+        return Ok(fetched.bytes);
+    }
+    let resolved = super::lookup(store, name)?;
+    Ok(store.read_blob(&resolved.descriptor.digest)?)
+}
+
+fn quiet(flags: &super::remote::RegistryFlags) -> super::remote::RegistryFlags {
+    let mut f = flags.clone();
+    f.quiet = true;
+    f
+}
+
+/// `docker image inspect`'s shape for an image in a registry, read without pulling layers.
+fn inspect_remote(
+    name: &str,
+    platform: &Platform,
+    flags: &super::remote::RegistryFlags,
+) -> Result<Value> {
+    let reference = registry::reference::Reference::parse(name)?;
+    let remote = quiet(flags).remote(1, super::remote::Verb::Pull)?;
+    let img = super::remote::runtime()?
+        .block_on(registry::remote::ops::inspect(
+            &remote, &reference, platform,
+        ))
+        .with_context(|| format!("inspecting {reference}"))?;
+    let config = &img.config;
+    let config_digest = registry::Digest::of(&img.raw_config);
+    let repo = reference.name_only().familiar_name();
+    Ok(json!({
+        "Id": config_digest.to_string(),
+        "RepoTags": reference.tag().map(|_| vec![reference.familiar()]).unwrap_or_default(),
+        "RepoDigests": [format!("{repo}@{}", img.digest)],
+        "Parent": "",
+        "Comment": config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+        "Created": config.created.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string()),
+        "Author": config.author.clone().unwrap_or_default(),
+        "Config": config.config,
+        "Architecture": config.architecture,
+        "Variant": config.variant,
+        "Os": config.os,
+        "Size": img.size,
+        "RootFS": {"Type": config.rootfs.fs_type, "Layers": img.diff_ids},
+        "History": img.history,
+        "Descriptor": {
+            "mediaType": img.media_type,
+            "digest": img.manifest_digest,
+        },
+        "Layers": img.layers,
+    }))
 }
 
 fn inspect_one(store: &Store, name: &str, platform: &Platform) -> Result<Value> {

@@ -158,3 +158,68 @@ impl TestCommand {
         String::from_utf8(out.stderr).expect("utf-8 stderr")
     }
 }
+
+/// A real `docker-registry` on a free loopback port, anonymous, killed on drop. `None` (with a
+/// note) when the binary is missing outside CI; under `CI=true` a missing binary fails.
+pub struct LocalRegistry {
+    child: std::process::Child,
+    pub host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LocalRegistry {
+    pub fn start() -> Option<LocalRegistry> {
+        const BIN: &str = "/usr/bin/docker-registry";
+        if !Path::new(BIN).exists() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{BIN} is required when CI=true"
+            );
+            eprintln!("note: {BIN} not installed; skipping");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&host).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "registry did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(LocalRegistry {
+            child,
+            host,
+            _dir: dir,
+        })
+    }
+}
