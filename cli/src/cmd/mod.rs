@@ -47,6 +47,7 @@ impl Globals {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Build an image from a Dockerfile
     Build(build::Args),
