@@ -229,9 +229,40 @@ impl<'a> Builder<'a> {
                 }
             })?;
         let mut done: HashMap<usize, StageOutput> = HashMap::new();
-        for i in graph.needed()? {
-            let out = self.run_stage(&graph, i, &context, &done)?;
-            done.insert(i, out);
+        let mut pending = graph.needed()?;
+        // Stages run in waves: every stage whose dependencies are built runs now, side by side
+        // (independent stages of a multi-stage build overlap).
+        while !pending.is_empty() {
+            let (ready, rest): (Vec<usize>, Vec<usize>) = pending
+                .iter()
+                .partition(|i| graph.stages[**i].deps.iter().all(|d| done.contains_key(d)));
+            debug_assert!(!ready.is_empty(), "the planner rejects cycles");
+            let results: Vec<(usize, Result<StageOutput, BuildError>)> = if ready.len() == 1 {
+                vec![(ready[0], self.run_stage(&graph, ready[0], &context, &done))]
+            } else {
+                let done = &done;
+                let graph = &graph;
+                let context = &context;
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = ready
+                        .iter()
+                        .map(|&i| {
+                            (
+                                i,
+                                scope.spawn(move || self.run_stage(graph, i, context, done)),
+                            )
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|(i, h)| (i, h.join().expect("stage thread panicked")))
+                        .collect()
+                })
+            };
+            for (i, result) in results {
+                done.insert(i, result?);
+            }
+            pending = rest;
         }
         if let Ok(mut sums) = self.checksums.lock() {
             if let Err(e) = sums.save() {

@@ -49,7 +49,7 @@ pub struct RunOutcome {
     pub tail: Vec<String>,
 }
 
-pub trait Sandbox {
+pub trait Sandbox: Sync {
     fn run(&self, spec: &RunSpec, output: &mut dyn OutputSink) -> Result<RunOutcome>;
 }
 
