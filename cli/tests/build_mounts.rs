@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use common::Kiln;
 use serde_json::Value;
 
+const BASE: &str =
+    "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/build-mounts")
 }
@@ -249,4 +252,142 @@ fn golden_mount_cases() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Builds `dockerfile` in `ctx` with `args`, returning the exported rootfs (type=local).
+fn build_local(k: &Kiln, ctx: &Path, dockerfile: &str, args: &[&str]) -> PathBuf {
+    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    let out = k.path("out");
+    let _ = fs::remove_dir_all(&out);
+    k.cmd(["build", "-q"])
+        .arg("--output")
+        .arg(format!("type=local,dest={}", out.display()))
+        .args_from(args)
+        .arg(ctx)
+        .stdout();
+    out
+}
+
+trait ArgsFrom {
+    fn args_from(self, args: &[&str]) -> Self;
+}
+
+impl ArgsFrom for common::TestCommand {
+    fn args_from(mut self, args: &[&str]) -> Self {
+        for a in args {
+            self = self.arg(a);
+        }
+        self
+    }
+}
+
+#[test]
+fn cache_mount_contents_survive_across_builds() {
+    if !can_run() {
+        return;
+    }
+    let k = Kiln::new();
+    let ctx = context(&k.path("ctx"), &[]);
+    let df = format!(
+        "{BASE}RUN --mount=type=cache,target=/var/cache/app,sharing=locked \
+         sh -c 'echo run >> /var/cache/app/log; wc -l < /var/cache/app/log > /count'\n"
+    );
+    let first = build_local(&k, &ctx, &df, &["--no-cache"]);
+    assert_eq!(fs::read_to_string(first.join("count")).unwrap().trim(), "1");
+    assert!(
+        !first.join("var/cache/app").exists(),
+        "the target is not in the image"
+    );
+    let second = build_local(&k, &ctx, &df, &["--no-cache"]);
+    assert_eq!(
+        fs::read_to_string(second.join("count")).unwrap().trim(),
+        "2"
+    );
+    let log = k.root.join("cache-mounts/%2Fvar%2Fcache%2Fapp/data/log");
+    assert_eq!(fs::read_to_string(log).unwrap(), "run\nrun\n");
+}
+
+#[test]
+fn a_missing_required_secret_fails_the_step_and_names_it() {
+    if !can_run() {
+        return;
+    }
+    let k = Kiln::new();
+    let ctx = context(&k.path("ctx"), &[]);
+    let df = format!("{BASE}RUN --mount=type=secret,id=npmrc,required cat /run/secrets/npmrc\n");
+    fs::write(ctx.join("Dockerfile"), df).unwrap();
+    let err = k.cmd(["build", "-q"]).arg(&ctx).fails();
+    assert!(err.contains("Dockerfile:4:"), "{err}");
+    assert!(err.contains("secret npmrc is required"), "{err}");
+}
+
+#[test]
+fn bad_secret_flags_are_refused_before_building() {
+    let k = Kiln::new();
+    let ctx = context(&k.path("ctx"), &[("Dockerfile", "FROM scratch\n")]);
+    let err = k
+        .cmd(["build", "--secret", "id=a,type=ssh"])
+        .arg(&ctx)
+        .fails();
+    assert!(err.contains("unsupported secret type \"ssh\""), "{err}");
+    let missing = k.path("no-such-file");
+    let err = k
+        .cmd(["build", "--secret"])
+        .arg(format!("id=a,src={}", missing.display()))
+        .arg(&ctx)
+        .fails();
+    assert!(
+        err.contains("secret a: reading") && err.contains("no-such-file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bind_sources_stay_inside_the_context_and_rw_writes_are_discarded() {
+    if !can_run() {
+        return;
+    }
+    let k = Kiln::new();
+    let ctx = context(&k.path("ctx"), &[("src/a.txt", "original\n")]);
+    let df = format!(
+        "{BASE}RUN --mount=type=bind,source=src,target=/src,rw sh -c 'echo edited > /src/a.txt; echo x > /src/new'\n"
+    );
+    build_local(&k, &ctx, &df, &[]);
+    assert_eq!(
+        fs::read_to_string(ctx.join("src/a.txt")).unwrap(),
+        "original\n"
+    );
+    assert!(!ctx.join("src/new").exists());
+
+    let df = format!("{BASE}RUN --mount=type=bind,source=../../../etc,target=/etc-host true\n");
+    fs::write(ctx.join("Dockerfile"), df).unwrap();
+    let err = k.cmd(["build", "-q"]).arg(&ctx).fails();
+    assert!(
+        err.contains("source \"../../../etc\" not found in the build context"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bind_from_an_image_in_the_store() {
+    if !can_run() {
+        return;
+    }
+    let k = Kiln::new();
+    let ctx = context(&k.path("ctx"), &[("tool.sh", "echo from-image\n")]);
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("{BASE}COPY tool.sh /opt/tool.sh\n"),
+    )
+    .unwrap();
+    k.cmd(["build", "-q", "-t", "tools:1"]).arg(&ctx).stdout();
+    let df = format!(
+        "{BASE}RUN --mount=from=tools:1,source=/opt,target=/tools sh /tools/tool.sh > /out.txt\n"
+    );
+    let out = build_local(&k, &ctx, &df, &[]);
+    assert_eq!(
+        fs::read_to_string(out.join("out.txt")).unwrap(),
+        "from-image\n"
+    );
+    assert!(!out.join("tools").exists());
 }
