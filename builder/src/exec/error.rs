@@ -26,7 +26,7 @@ pub enum BuildError {
     Store(#[from] registry::Error),
     #[error(transparent)]
     Layer(#[from] crate::layer::Error),
-    #[error("layer {layer}: {message}")]
+    #[error("cannot use layer {layer}: {message}")]
     Snapshot {
         layer: registry::Digest,
         message: String,

@@ -7,7 +7,7 @@
 //! - [`copy`]: COPY/ADD written straight into a layer.
 //! - [`layers`]: stored layers unpacked into snapshots (verified), and diffs written as layers.
 //! - [`rootfs`]: questions about a stage's files (destinations, users), asked of a snapshot view.
-//! - [`run`]: RUN in the sandbox.
+//! - [`run`]: RUN in the sandbox; [`mounts`]: its `--mount`s; [`secrets`]: `--secret` values.
 //! - [`image`]: the finished stage stored as config + manifest.
 
 pub mod base;
@@ -16,8 +16,10 @@ pub mod copy;
 pub mod error;
 pub mod image;
 pub mod layers;
+mod mounts;
 pub mod rootfs;
 mod run;
+pub mod secrets;
 pub mod state;
 mod steps;
 
@@ -61,6 +63,8 @@ pub struct BuildOptions {
     pub no_cache_filter: Vec<String>,
     /// `--pull`: fetch base images even when the store has them.
     pub pull: bool,
+    /// `--secret`: values for `RUN --mount=type=secret` (never stored or printed).
+    pub secrets: secrets::Secrets,
 }
 
 impl Default for BuildOptions {
@@ -78,6 +82,7 @@ impl Default for BuildOptions {
             allow_insecure: false,
             no_cache_filter: Vec::new(),
             pull: false,
+            secrets: secrets::Secrets::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::sandbox::{ExitStatus, Mount, MountKind, NetworkMode, RunSpec};
 
 use super::error::BuildError;
 use super::layers::{ensure_chain, LayerSink};
+use super::mounts::MountPointFilter;
 use super::rootfs::RootfsView;
 use super::state::{LayerRef, DEFAULT_PATH};
 use super::steps::StageRun;
@@ -18,9 +19,6 @@ const HEREDOC_DIR: &str = "/.kiln-heredoc";
 impl StageRun<'_, '_> {
     pub(super) fn run(&mut self, ins: &Instruction, r: &RunInstr) -> Result<(), BuildError> {
         let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
-        if !r.mounts.is_empty() {
-            return Err(at(&"RUN --mount is not supported by this kiln build yet"));
-        }
         if r.security == Some(SecurityMode::Insecure) && !self.builder.opts.allow_insecure {
             return Err(at(
                 &"RUN --security=insecure needs `kiln build --allow security.insecure`",
@@ -54,7 +52,14 @@ impl StageRun<'_, '_> {
             env.push(format!("PATH={DEFAULT_PATH}"));
         }
 
-        let mut mounts = Vec::new();
+        // Mounts hold cache locks and secret files until they are dropped after the step.
+        let step_mounts = self.step_mounts(ins, &r.mounts)?;
+        for kv in &step_mounts.env {
+            let key = kv.split('=').next().unwrap_or(kv);
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        let mut mounts = step_mounts.mounts.clone();
         let args = self.command_args(ins, r, &mut mounts)?;
         let network = match r.network {
             Some(RunNetwork::None) => NetworkMode::None,
@@ -76,7 +81,10 @@ impl StageRun<'_, '_> {
         };
         let progress = b.progress;
         let mut sink = |_stream, data: &[u8]| progress.output(data);
-        let outcome = b.sandbox.run(&spec, &mut sink).map_err(|e| at(&e))?;
+        let outcome = b.sandbox.run(&spec, &mut sink).map_err(|e| at(&e));
+        let spec_mounts = spec.mounts;
+        drop(step_mounts);
+        let outcome = outcome?;
         let failure = match outcome.status {
             ExitStatus::Code(0) => None,
             ExitStatus::Code(c) => Some(format!("exit code: {c}")),
@@ -95,13 +103,20 @@ impl StageRun<'_, '_> {
         }
 
         let mut writer = self.new_layer()?;
-        let stats = active
-            .diff(&mut LayerSink {
-                writer: &mut writer,
-            })
-            .map_err(|e| at(&e))?;
+        let lower = match &chain {
+            Some(c) => Some(b.snapshotter.view(Some(c)).map_err(|e| at(&e))?),
+            None => None,
+        };
+        let mut sink = LayerSink {
+            writer: &mut writer,
+        };
+        let mut filter =
+            MountPointFilter::new(&mut sink, &spec_mounts, lower.as_ref().map(|v| v.rootfs()));
+        active.diff(&mut filter).map_err(|e| at(&e))?;
+        let passed = filter.passed;
+        drop(lower);
         let created_by = history_text(&run_args, &args);
-        if stats.entries == 0 && stats.whiteouts == 0 {
+        if passed == 0 {
             drop(writer);
             self.history_as(&created_by, None);
             return Ok(());

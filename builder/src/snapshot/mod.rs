@@ -121,7 +121,7 @@ impl SnapshotView for DirView {
 pub(crate) fn drain(tar: &mut dyn Read, diff_id: &Digest) -> Result<()> {
     std::io::copy(tar, &mut std::io::sink()).map_err(|e| {
         SnapshotError::io(
-            PathBuf::from(format!("layer {diff_id}")),
+            PathBuf::from(format!("diff {diff_id}")),
             std::io::Error::new(e.kind(), e.to_string()),
         )
     })?;

@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use builder::exec::secrets::{SecretSpec, Secrets};
 use builder::exec::{BuildInput, BuildOptions, Builder, BuiltImage, Progress, Silent};
 use builder::plan::{BuildArgs, PlatformArgs};
 use builder::sandbox::{LinuxSandbox, NetworkMode};
@@ -84,6 +85,10 @@ pub struct Args {
     /// Pull mirror for docker.io, or REGISTRY=MIRROR (repeatable)
     #[arg(long = "registry-mirror", value_name = "MIRROR")]
     registry_mirrors: Vec<String>,
+    /// Secret to expose to RUN --mount=type=secret (id=ID,src=FILE | id=ID,env=VAR;
+    /// type=file|env)
+    #[arg(long = "secret", value_name = "SPEC")]
+    secrets: Vec<String>,
     /// Build context directory
     #[arg(value_name = "CONTEXT")]
     context: PathBuf,
@@ -305,9 +310,16 @@ fn options(args: &Args) -> Result<BuildOptions> {
             other => bail!("unknown --allow entitlement {other:?}"),
         }
     }
+    let secret_specs = args
+        .secrets
+        .iter()
+        .map(|s| SecretSpec::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let secrets = Secrets::load(&secret_specs)?;
     Ok(BuildOptions {
         pull: args.pull,
         no_cache_filter: args.no_cache_filter.clone(),
+        secrets,
         snapshotter,
         network,
         allow_insecure,
