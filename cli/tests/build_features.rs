@@ -323,9 +323,6 @@ fn a_corrupt_base_layer_is_detected_not_served() {
     }
     fs::write(ctx.join("Dockerfile"), "FROM base:1\nCOPY README /again\n").unwrap();
     let err = k.cmd(["build", "-q", "-t", "child:1"]).arg(&ctx).fails();
-    assert!(
-        err.contains("failed verification") && err.matches("unpacking layer").count() == 1,
-        "{err}"
-    );
+    assert!(err.contains("failed verification"), "{err}");
     k.cmd(["inspect", "child:1"]).fails();
 }
