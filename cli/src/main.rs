@@ -49,7 +49,15 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("Error: {}", error_message(&e));
-            ExitCode::FAILURE
+            // Interrupted builds exit as the shell expects of a signal: 128 + its number.
+            let interrupted = e.chain().find_map(|c| match c.downcast_ref() {
+                Some(builder::exec::BuildError::Interrupted(sig)) => Some(*sig),
+                _ => None,
+            });
+            match interrupted {
+                Some(sig) => ExitCode::from(128 + sig as u8),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

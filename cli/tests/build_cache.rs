@@ -183,3 +183,60 @@ fn a_build_killed_mid_step_leaves_a_store_a_rerun_completes() {
     assert!(steps.values().any(|s| s == "CACHED"), "{steps:?}");
     k.cmd(["fsck"]).stdout();
 }
+
+#[test]
+fn sigterm_stops_the_running_step_and_leaves_the_store_clean() {
+    let k = Kiln::new();
+    let ctx = context(&k);
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("{DOCKERFILE}RUN echo started && sleep 1000\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&k.root)
+        .args(["build", "-q", "-t", "app:1"])
+        .arg(&ctx)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !Command::new("pgrep")
+        .args(["-f", "sleep 1000"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let started = std::time::Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the step was not stopped"
+    );
+    // Nothing of the step survives: no process, no mount, no partial blob, no tag.
+    assert!(!Command::new("pgrep")
+        .args(["-f", "sleep 1000"])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&k.root.display().to_string()), "{mounts}");
+    assert_eq!(fs::read_dir(k.root.join("ingest")).unwrap().count(), 0);
+    k.cmd(["inspect", "app:1"]).fails();
+    k.cmd(["fsck"]).stdout();
+}

@@ -5,6 +5,8 @@ use crate::dockerfile::Span;
 /// A build failure. Errors tied to an instruction carry its `file:line`.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    #[error("build interrupted by signal {0}")]
+    Interrupted(i32),
     #[error(transparent)]
     Parse(#[from] crate::dockerfile::ParseError),
     #[error(transparent)]

@@ -373,8 +373,17 @@ impl<'a> Builder<'a> {
         };
         for (n, ins) in instructions.iter().enumerate() {
             let started = std::time::Instant::now();
+            if let Some(sig) = crate::sandbox::interrupt::interrupted() {
+                return Err(BuildError::Interrupted(sig));
+            }
             self.progress.step(&name, n + 2, total, &ins.original);
-            let cached = run.step(ins)?;
+            let cached = run.step(ins).map_err(|e| {
+                // A step killed by the interrupt fails; say why the build stopped.
+                match crate::sandbox::interrupt::interrupted() {
+                    Some(sig) => BuildError::Interrupted(sig),
+                    None => e,
+                }
+            })?;
             self.progress.step_done(cached, started.elapsed());
         }
         let key = run.key;

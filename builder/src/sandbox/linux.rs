@@ -137,6 +137,7 @@ impl LinuxSandbox {
             source,
         })?;
         drop(status_w);
+        let registered = super::interrupt::Registered::new(child.id());
         let json = serde_json::to_vec(spec).expect("spec serializes");
         let mut stdin = child.stdin.take().expect("piped");
         // A failed write means the init died early; its status says why.
@@ -174,6 +175,8 @@ impl LinuxSandbox {
         for r in readers {
             let _ = r.join();
         }
+        // Its output is closed: the init is exiting. Stop tracking it before reaping it.
+        drop(registered);
         child.wait().map_err(io_err)?;
         let mut status = String::new();
         std::fs::File::from(status_r)

@@ -12,6 +12,7 @@
 pub mod error;
 pub mod fake;
 mod init;
+pub mod interrupt;
 pub mod linux;
 mod mounts;
 pub mod spec;

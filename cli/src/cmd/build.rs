@@ -129,6 +129,7 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         plain = PlainProgress::new(args.progress.resolve(std::io::stderr().is_terminal()));
         &plain
     };
+    forward_interrupts()?;
     let sandbox = LinuxSandbox::current_exe()?;
     let registry_flags = super::remote::RegistryFlags {
         insecure: args.insecure_registries.clone(),
@@ -173,6 +174,20 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Ctrl-C and SIGTERM stop the running step (forwarded into its sandbox) and make the build
+/// unwind normally, so its temporary files and mounts are removed and the store stays clean.
+fn forward_interrupts() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            builder::sandbox::interrupt::interrupt(sig);
+        }
+    });
     Ok(())
 }
 
