@@ -14,6 +14,7 @@ pub mod base;
 pub mod config;
 pub mod copy;
 pub mod error;
+pub mod fetch;
 pub mod image;
 pub mod layers;
 mod mounts;
@@ -370,6 +371,7 @@ impl<'a> Builder<'a> {
             state: &mut state,
             key,
             use_cache,
+            downloads: HashMap::new(),
         };
         for (n, ins) in instructions.iter().enumerate() {
             let started = std::time::Instant::now();

@@ -27,6 +27,8 @@ pub(super) struct StageRun<'r, 'a> {
     /// The cache key of the stage so far.
     pub key: CacheKey,
     pub use_cache: bool,
+    /// `ADD <url>` files fetched while computing a cache key, reused if the step runs.
+    pub downloads: HashMap<String, super::fetch::Downloaded>,
 }
 
 /// Where COPY reads from: the build context, or another stage's or image's files.
@@ -83,6 +85,16 @@ impl StageRun<'_, '_> {
                 let local: Vec<String> = a.sources.iter().filter(|s| !is_url(s)).cloned().collect();
                 for d in self.copy_inputs(ins, None, &local, &opts)? {
                     kb = kb.input(&d);
+                }
+                // A URL is keyed by its --checksum (no download on a cache hit), else by the
+                // content fetched now.
+                let expected = self.add_checksum(ins, a)?;
+                for url in a.sources.iter().filter(|s| is_url(s)) {
+                    let digest = match &expected {
+                        Some(d) => d.clone(),
+                        None => self.fetch(ins, url, None)?.digest,
+                    };
+                    kb = kb.input(&digest);
                 }
             }
             InstructionKind::Run(r) => {
@@ -334,26 +346,63 @@ impl StageRun<'_, '_> {
         self.finish_layer(ins, writer)
     }
 
-    fn add(&mut self, ins: &Instruction, a: &AddInstr) -> Result<(), BuildError> {
+    /// `ADD --checksum=sha256:...`, which only URL sources take.
+    fn add_checksum(
+        &self,
+        ins: &Instruction,
+        a: &AddInstr,
+    ) -> Result<Option<registry::Digest>, BuildError> {
         let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
-        if a.sources.iter().any(|s| is_url(s)) {
-            return Err(at(
-                &"ADD from a URL is not supported by this kiln build yet",
-            ));
-        }
-        if a.checksum.is_some() {
+        let Some(c) = &a.checksum else {
+            return Ok(None);
+        };
+        if !a.sources.iter().any(|s| is_url(s)) {
             return Err(at(&"--checksum is only supported for HTTP(S) sources"));
         }
+        c.parse::<registry::Digest>()
+            .map(Some)
+            .map_err(|e| at(&format!("invalid --checksum: {e}")))
+    }
+
+    /// Downloads `url` once per step.
+    fn fetch(
+        &mut self,
+        ins: &Instruction,
+        url: &str,
+        expected: Option<&registry::Digest>,
+    ) -> Result<super::fetch::Downloaded, BuildError> {
+        if let Some(d) = self.downloads.get(url) {
+            if expected.is_none_or(|e| e == &d.digest) {
+                return Ok(d.clone());
+            }
+        }
+        let d = super::fetch::download(url, self.builder.work.path(), expected)
+            .map_err(|e| BuildError::at(&ins.span, &ins.original, e))?;
+        self.downloads.insert(url.to_string(), d.clone());
+        Ok(d)
+    }
+
+    fn add(&mut self, ins: &Instruction, a: &AddInstr) -> Result<(), BuildError> {
+        let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
+        let expected = self.add_checksum(ins, a)?;
+        let mut remote = Vec::new();
+        for url in a.sources.iter().filter(|s| is_url(s)) {
+            remote.push(self.fetch(ins, url, expected.as_ref())?);
+        }
+        let local: Vec<String> = a.sources.iter().filter(|s| !is_url(s)).cloned().collect();
         let stage_view = self.view()?;
         let view = RootfsView::new(stage_view.rootfs());
         let opts = SourceOptions {
             excludes: a.exclude.clone(),
             parents: false,
         };
-        let sources = self
-            .context
-            .resolve_sources(&a.sources, &opts)
-            .map_err(|e| at(&e))?;
+        let sources = if local.is_empty() {
+            Vec::new()
+        } else {
+            self.context
+                .resolve_sources(&local, &opts)
+                .map_err(|e| at(&e))?
+        };
         let spec = self.copy_spec(
             ins,
             &view,
@@ -384,6 +433,17 @@ impl StageRun<'_, '_> {
                 mode,
                 spec.now,
             ));
+        }
+        // Downloaded files are never unpacked; Docker gives them mode 0600 and the server's
+        // Last-Modified time.
+        for d in remote {
+            entries.push(CopyEntry {
+                rel: d.name.clone(),
+                kind: crate::context::EntryKind::File { size: d.size },
+                meta: crate::layer::EntryMeta::new(spec.chmod.unwrap_or(0o600), d.mtime),
+                payload: super::copy::Payload::Host(d.path.clone()),
+                root: true,
+            });
         }
         let mut writer = self.new_layer()?;
         let mut spec = spec;
