@@ -8,6 +8,7 @@ packages=(
   busybox-static                   # base images for tests: FROM scratch + COPY busybox
   uidmap                           # newuidmap/newgidmap for rootless sandboxes
   hyperfine time                   # benchmarks
+  zstd xz-utils bzip2              # test archives for ADD
   fuse-overlayfs                   # rootless overlay fallback checks
 )
 missing=()

@@ -47,6 +47,16 @@ fn extra_args(case: &Path) -> Vec<String> {
 fn context_dir(case: &Path) -> PathBuf {
     let c = case.join("context");
     fs::create_dir_all(&c).unwrap();
+    // Binary inputs (archives) are made by the case's own script, never committed.
+    let generate = case.join("generate.sh");
+    if generate.exists() {
+        let status = Command::new("sh")
+            .arg(&generate)
+            .current_dir(&c)
+            .status()
+            .expect("run generate.sh");
+        assert!(status.success(), "{} failed", generate.display());
+    }
     if case.join("needs-busybox").exists() && !c.join("busybox").exists() {
         fs::copy("/bin/busybox", c.join("busybox"))
             .expect("/bin/busybox (Debian package busybox-static) is needed by RUN cases");
