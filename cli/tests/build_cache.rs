@@ -240,3 +240,25 @@ fn sigterm_stops_the_running_step_and_leaves_the_store_clean() {
     k.cmd(["inspect", "app:1"]).fails();
     k.cmd(["fsck"]).stdout();
 }
+
+#[test]
+fn a_bind_mounted_source_is_part_of_the_run_cache_key() {
+    let k = Kiln::new();
+    let ctx = context(&k);
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "{DOCKERFILE}RUN --mount=type=bind,source=a.txt,target=/mnt/a cat /mnt/a > /seen\n"
+        ),
+    )
+    .unwrap();
+    build(&k, &ctx, &[]);
+    let (_, steps) = build(&k, &ctx, &[]);
+    assert_eq!(ran(&steps), Vec::<String>::new(), "{steps:?}");
+    fs::write(ctx.join("a.txt"), "edited\n").unwrap();
+    let (_, steps) = build(&k, &ctx, &[]);
+    assert!(
+        ran(&steps).iter().any(|s| s.contains("--mount=type=bind")),
+        "{steps:?}"
+    );
+}

@@ -103,6 +103,14 @@ impl StageRun<'_, '_> {
                 }
                 for m in &r.mounts {
                     kb = kb.mount(m);
+                    // A bind mount's content is an input like a COPY source.
+                    if m.mount_type == crate::dockerfile::MountType::Bind {
+                        let source = m.source.clone().unwrap_or_else(|| ".".to_string());
+                        let opts = SourceOptions::default();
+                        for d in self.copy_inputs(ins, m.from.as_deref(), &[source], &opts)? {
+                            kb = kb.input(&d);
+                        }
+                    }
                 }
             }
             _ => {
