@@ -6,6 +6,7 @@ the registry between runs so every push lands in an empty registry.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -41,6 +42,25 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+MANIFEST_ACCEPT = ", ".join([
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+
+
+def manifest_blobs(url: str, repo: str, tag: str) -> list[tuple[str, int]]:
+    """(digest, size) of the config and layers of `repo:tag` as the registry serves it.
+
+    Read back rather than taken from the pushed layout: skopeo may substitute a
+    layer with an equivalent blob the registry already has."""
+    req = urllib.request.Request(f"{url}/v2/{repo}/manifests/{tag}",
+                                 headers={"Accept": MANIFEST_ACCEPT})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        manifest = json.load(r)
+    items = [manifest["config"]] + manifest["layers"]
+    return [(d["digest"], int(d["size"])) for d in items]
 
 
 class Registry:
@@ -104,7 +124,11 @@ class Registry:
         self.proc = None
 
     def reset(self) -> None:
-        """Restart with empty storage."""
+        """Restart with empty storage, on a new port.
+
+        A new port also keeps containers/image's blob-info cache (which remembers
+        blob locations per registry host) from sending skopeo and buildah after
+        blobs that vanished with the old storage. Read `host` after a reset."""
         self._kill()
         shutil.rmtree(self.dir / "storage", ignore_errors=True)
         self.start()

@@ -123,8 +123,7 @@ class RawCurl:
     def push(self, registry_url: str, repo: str, blobs: list[Path]) -> list[str]:
         return ["bash", str(LIB / "raw-push.sh"), registry_url, repo, *map(str, blobs)]
 
-    def pull(self, registry_url: str, repo: str, blobs: list[Path]) -> list[str]:
-        digests = ["sha256:" + b.name for b in blobs]
+    def pull(self, registry_url: str, repo: str, digests: list[str]) -> list[str]:
         return ["bash", str(LIB / "raw-pull.sh"), registry_url, repo, *digests]
 
 

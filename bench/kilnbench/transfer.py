@@ -10,6 +10,7 @@ from . import gen, oci, targets
 from .bench import Bench
 from .builds import spec_for
 from .measure import Sample, failed
+from .registry import manifest_blobs
 from .runner import Comparison, Contender, SetupError, compare, prime, require
 from .tools import Buildah, and_then, remove_tree
 from .workloads import APP
@@ -52,8 +53,8 @@ def app_layout(b: Bench) -> Path:
 
 def pull_push(b: Bench, section: str, name: str, layout: Path, runs: int) -> list[Comparison]:
     src = publish(b, layout, name)
+    served = manifest_blobs(b.base.url, f"bench/{name}", "latest")
     blobs = oci.layout_blobs(layout)
-    size = layout_bytes(layout)
     out = []
 
     # pull: an empty store / empty directory each run
@@ -72,17 +73,22 @@ def pull_push(b: Bench, section: str, name: str, layout: Path, runs: int) -> lis
         remove_tree(sdir(i))
         return b.skopeo.copy(f"docker://{src}", f"oci:{sdir(i)}:latest")
 
-    pull = Comparison(section, name, "pull", ["kiln", "skopeo", "curl"], targets.pull(), bytes=size)
+    pull = Comparison(section, name, "pull", ["kiln", "skopeo", "curl"], targets.pull(),
+                      bytes=sum(size for _, size in served))
     pull.notes.append("skopeo copy docker:// -> oci: dir; curl: concurrent GET | sha256sum")
     out.append(compare(b.logs, runs, pull, [
         Contender("kiln", kiln_pull, lambda i: remove_tree(kroot(i))),
         Contender("skopeo", skopeo_pull, lambda i: remove_tree(sdir(i))),
-        Contender("curl", lambda i: b.curl.pull(b.base.url, f"bench/{name}", blobs)),
+        Contender("curl", lambda i: b.curl.pull(b.base.url, f"bench/{name}",
+                                                [d for d, _ in served])),
     ]))
 
     # push: into an empty registry each run; kiln pushes from a store primed by a pull
     dest_repo = f"bench/{name}"
-    dest = f"{b.transfer.host}/{dest_repo}:latest"
+
+    def dest() -> str:  # the transfer registry moves to a new port on every reset
+        return f"{b.transfer.host}/{dest_repo}:latest"
+
     store = b.roots / f"kiln-push-{name}"
     try:
         remove_tree(store)
@@ -96,18 +102,18 @@ def pull_push(b: Bench, section: str, name: str, layout: Path, runs: int) -> lis
             b.require_kiln()
             require(kprime, "kiln pull into the push store")
             b.transfer.reset()
-            return b.kiln.push(store, src, dest)
+            return b.kiln.push(store, src, dest())
 
         def skopeo_push(i: int) -> list[str]:
             b.transfer.reset()
-            return b.skopeo.copy(f"oci:{layout}:latest", f"docker://{dest}")
+            return b.skopeo.copy(f"oci:{layout}:latest", f"docker://{dest()}")
 
         def curl_push(i: int) -> list[str]:
             b.transfer.reset()
             return b.curl.push(b.transfer.url, dest_repo, blobs)
 
         push = Comparison(section, name, "push", ["kiln", "skopeo", "curl"], targets.push(),
-                          bytes=size)
+                          bytes=layout_bytes(layout))
         push.notes.append("empty registry each run; skopeo copy oci: -> docker://; "
                           "curl: concurrent POST + streamed PATCH + PUT per blob")
         out.append(compare(b.logs, runs, push, [
@@ -123,7 +129,9 @@ def pull_push(b: Bench, section: str, name: str, layout: Path, runs: int) -> lis
 def build_push(b: Bench, runs: int) -> Comparison:
     """`build` + `push` of a fresh app image: empty stores, empty registry."""
     spec = spec_for(b, APP)
-    dest = f"{b.transfer.host}/bench/app-built:latest"
+
+    def dest() -> str:
+        return f"{b.transfer.host}/bench/app-built:latest"
 
     def kroot(i: int) -> Path:
         return b.roots / f"kiln-buildpush-{i}"
@@ -135,13 +143,13 @@ def build_push(b: Bench, runs: int) -> Comparison:
         b.require_kiln()
         remove_tree(kroot(i))
         b.transfer.reset()
-        return and_then(b.kiln.build(kroot(i), spec), b.kiln.push(kroot(i), spec.tag, dest))
+        return and_then(b.kiln.build(kroot(i), spec), b.kiln.push(kroot(i), spec.tag, dest()))
 
     def buildah_prepare(i: int) -> list[str]:
         broot(i).remove()
         b.transfer.reset()
         return and_then(b.buildah.build(broot(i), spec),
-                        b.buildah.push(broot(i), spec.tag, f"docker://{dest}"))
+                        b.buildah.push(broot(i), spec.tag, f"docker://{dest()}"))
 
     c = Comparison("transfer", "app", "build+push", ["kiln", "buildah"], targets.build_push())
     c.notes.append("cold store, base pulled from the loopback registry, gzip push to an empty one")

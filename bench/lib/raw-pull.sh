@@ -8,7 +8,8 @@ shift 2
 
 fetch() {
   local digest=$1 sum
-  sum=$(curl -fsS "$url/v2/$repo/blobs/$digest" | sha256sum | cut -d' ' -f1)
+  sum=$(set -o pipefail; curl -fsS "$url/v2/$repo/blobs/$digest" | sha256sum | cut -d' ' -f1) ||
+    { echo "GET $url/v2/$repo/blobs/$digest failed" >&2; return 1; }
   if [ "sha256:$sum" != "$digest" ]; then
     echo "digest mismatch for $digest: got sha256:$sum" >&2
     return 1

@@ -21,9 +21,10 @@ upload() {
   case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
   curl -fsS -o /dev/null -X PUT -H 'Content-Length: 0' "$loc${sep}digest=$digest"
 }
+upload_or_say() { upload "$1" || { echo "upload of $1 to $url/v2/$repo failed" >&2; return 1; }; }
 
 pids=()
-for f in "$@"; do upload "$f" & pids+=($!); done
+for f in "$@"; do upload_or_say "$f" & pids+=($!); done
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 exit $status
