@@ -150,7 +150,8 @@ MANY_LAYERS = BuildWorkload(
     params={"steps": 30, "files_per_copy": 20},
     generate=gen_many_layers,
     # The edit lands in the middle: the COPY at step 14 and the 15 steps after it rerun.
-    edit_path=lambda p: f"layers/s{(p['steps'] // 2 - 1) // 2 * 2:02d}/d0000/f000003.txt",
+    edit_path=lambda p: _middle_file(f"layers/s{(p['steps'] // 2 - 1) // 2 * 2:02d}",
+                                     p["files_per_copy"], p["files_per_copy"]),
     description="30 alternating small RUN and COPY steps",
 )
 
