@@ -6,8 +6,7 @@ from pathlib import Path
 
 from . import targets
 from .bench import Bench
-from .measure import Sample, failed
-from .runner import Comparison, Contender, SetupError, compare, prime, require
+from .runner import Comparison, Contender, compare, require
 from .tools import Buildah, BuildSpec, remove_tree
 from .workloads import BuildWorkload
 
@@ -24,60 +23,61 @@ def spec_for(b: Bench, wl: BuildWorkload) -> BuildSpec:
     return BuildSpec(wl.ensure(b.workdir), f"bench-{wl.name}", b.build_args(), wl.target)
 
 
-def cold_contenders(b: Bench, spec: BuildSpec, label: str) -> list[Contender]:
+def run_workload(b: Bench, wl: BuildWorkload, section: str = "build", runs: int | None = None,
+                 edit: bool = True, absolute_warm: bool = True) -> list[Comparison]:
+    """cold, warm and (optionally) edit for one workload.
+
+    The last cold run of each tool builds into the store that warm and edit then
+    reuse, so no separate priming build is paid for."""
+    runs = runs or b.runs
+    print(f"[{section}] {wl.name}: generating workload", flush=True)
+    spec = spec_for(b, wl)
+    last = runs - 1
+    kwarm = b.roots / f"kiln-warm-{wl.name}"
+    bwarm = Buildah.new_root(b.roots, f"buildah-warm-{wl.name}")
+
     def kroot(i: int) -> Path:
-        return b.roots / f"kiln-{label}-{i}"
+        return kwarm if i == last else b.roots / f"kiln-cold-{wl.name}-{i}"
 
     def broot(i: int):
-        return Buildah.new_root(b.roots, f"buildah-{label}-{i}")
+        return bwarm if i == last else Buildah.new_root(b.roots, f"buildah-cold-{wl.name}-{i}")
 
-    def kiln_prepare(i: int) -> list[str]:
+    def kiln_cold(i: int) -> list[str]:
         b.require_kiln()
         remove_tree(kroot(i))
         return b.kiln.build(kroot(i), spec)
 
-    def buildah_prepare(i: int) -> list[str]:
+    def buildah_cold(i: int) -> list[str]:
         broot(i).remove()
         return b.buildah.build(broot(i), spec)
 
-    return [
-        Contender("kiln", kiln_prepare, lambda i: remove_tree(kroot(i))),
-        Contender("buildah", buildah_prepare, lambda i: broot(i).remove()),
-    ]
+    def kiln_cold_done(i: int) -> None:
+        if i != last:
+            remove_tree(kroot(i))
 
+    def buildah_cold_done(i: int) -> None:
+        if i != last:
+            broot(i).remove()
 
-def run_workload(b: Bench, wl: BuildWorkload, section: str = "build", runs: int | None = None,
-                 edit: bool = True, absolute_warm: bool = True) -> list[Comparison]:
-    runs = runs or b.runs
-    print(f"[{section}] {wl.name}: generating workload", flush=True)
-    spec = spec_for(b, wl)
-    out = []
-
-    cold = Comparison(section, wl.name, "cold", ["kiln", "buildah"], targets.cold_build())
-    out.append(compare(b.logs, runs, cold, cold_contenders(b, spec, f"cold-{wl.name}")))
-
-    kroot = b.roots / f"kiln-warm-{wl.name}"
-    broot = Buildah.new_root(b.roots, f"buildah-warm-{wl.name}")
     edit_path = wl.edit_file(b.workdir)
     original = edit_path.read_bytes()
+    out = []
     try:
-        remove_tree(kroot)
-        broot.remove()
-        try:
-            b.require_kiln()
-            kprime: Sample = prime(b.logs, f"kiln-warm-{wl.name}", b.kiln.build(kroot, spec))
-        except SetupError as e:
-            kprime = failed("(setup)", str(e))
-        bprime = prime(b.logs, f"buildah-warm-{wl.name}", b.buildah.build(broot, spec))
+        cold = Comparison(section, wl.name, "cold", ["kiln", "buildah"], targets.cold_build())
+        out.append(compare(b.logs, runs, cold, [
+            Contender("kiln", kiln_cold, kiln_cold_done),
+            Contender("buildah", buildah_cold, buildah_cold_done),
+        ]))
+        kprime, bprime = cold.samples["kiln"][-1], cold.samples["buildah"][-1]
 
         def kiln_prepare(i: int) -> list[str]:
             b.require_kiln()
-            require(kprime, "kiln priming build")
-            return b.kiln.build(kroot, spec)
+            require(kprime, "kiln's last cold build (the warm store)")
+            return b.kiln.build(kwarm, spec)
 
         def buildah_prepare(i: int) -> list[str]:
-            require(bprime, "buildah priming build")
-            return b.buildah.build(broot, spec)
+            require(bprime, "buildah's last cold build (the warm store)")
+            return b.buildah.build(bwarm, spec)
 
         contenders = [Contender("kiln", kiln_prepare), Contender("buildah", buildah_prepare)]
         warm = Comparison(section, wl.name, "warm", ["kiln", "buildah"],
@@ -94,6 +94,6 @@ def run_workload(b: Bench, wl: BuildWorkload, section: str = "build", runs: int 
             out.append(compare(b.logs, runs, one, contenders, before_round=touch))
     finally:
         edit_path.write_bytes(original)
-        remove_tree(kroot)
-        broot.remove()
+        remove_tree(kwarm)
+        bwarm.remove()
     return out

@@ -31,9 +31,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="bench/run",
         description="Benchmark kiln against buildah, skopeo and raw curl (see bench/README.md).")
-    p.add_argument("--runs", type=int, help="timed runs per contender (default 5, --quick 2)")
+    p.add_argument("--runs", type=int, help="timed runs per contender (default 5, --quick 1)")
     p.add_argument("--quick", action="store_true",
-                   help="2 runs, 1 run for scaling, scaling without 100k files and 1 GiB")
+                   help="1 run, scaling without the 100k-file context and the 1 GiB image")
+    p.add_argument("--scaling-runs", type=int, default=1,
+                   help="runs per scaling point (default 1: buildah needs minutes at 100k files)")
     p.add_argument("--only", action="append", default=[], metavar="WORKLOAD",
                    help=f"run only these (comma-separated, repeatable): {', '.join(SECTIONS)}")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/kiln-bench"),
@@ -47,9 +49,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"unknown workload {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     args.only = only or SECTIONS
     if args.runs is None:
-        args.runs = 2 if args.quick else 5
-    if args.runs < 1:
-        p.error("--runs must be at least 1")
+        args.runs = 1 if args.quick else 5
+    if args.runs < 1 or args.scaling_runs < 1:
+        p.error("--runs and --scaling-runs must be at least 1")
     args.workdir = args.workdir.resolve()
     if args.workdir == REPO or REPO in args.workdir.parents:
         p.error(f"--workdir {args.workdir} is inside the repository; choose a path outside it")
@@ -113,7 +115,7 @@ def main(argv: list[str]) -> int:
         busybox = deps.BUSYBOX.resolve()
         print(f"registries: base {base.host}, transfer {transfer.host}", flush=True)
         b = Bench(workdir=workdir, runs=args.runs,
-                  scaling_runs=1 if args.quick else min(args.runs, 3),
+                  scaling_runs=args.scaling_runs,
                   kiln=kiln, kiln_error=kiln_error, base=base, transfer=transfer,
                   busybox=busybox, quick=args.quick)
         publish(b, BASE_IMAGE.ensure(workdir, busybox), "busybox")

@@ -12,9 +12,9 @@ class Flags(unittest.TestCase):
         self.assertEqual(a.workdir, Path("/tmp/kiln-bench"))
         self.assertIn("scaling", a.only)
 
-    def test_quick_means_two_runs_unless_given(self):
-        self.assertEqual(parse_args(["--quick"]).runs, 2)
-        self.assertEqual(parse_args(["--quick", "--runs", "1"]).runs, 1)
+    def test_quick_means_one_run_unless_given(self):
+        self.assertEqual(parse_args(["--quick"]).runs, 1)
+        self.assertEqual(parse_args(["--quick", "--runs", "2"]).runs, 2)
 
     def test_only_accepts_commas_and_repeats(self):
         a = parse_args(["--only", "app,transfer", "--only", "many-layers"])
