@@ -46,6 +46,7 @@ class Summary:
     peak_rss_kb: int | None = None
     median_rss_kb: int | None = None
     first_error: str | None = None
+    first_log: str | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -133,6 +134,15 @@ def run_measured(
     return Sample(True, seconds, report["max_rss_kb"], 0, command, str(log_path))
 
 
+def headline(error: str | None) -> str:
+    """The most telling line of an error tail: the first that says "error", else the last."""
+    lines = [l.strip() for l in (error or "").splitlines() if l.strip() and not l.startswith("$ ")]
+    for line in lines:
+        if "error" in line.lower() or "fatal" in line.lower():
+            return line
+    return lines[-1] if lines else ""
+
+
 def summarize(samples: list[Sample]) -> Summary:
     good = [s for s in samples if s.ok and s.seconds is not None]
     summary = Summary(runs=len(samples), ok_runs=len(good))
@@ -140,7 +150,8 @@ def summarize(samples: list[Sample]) -> Summary:
     if bad:
         first = bad[0]
         code = f"exit {first.exit_code}" if first.exit_code is not None else "not run"
-        summary.first_error = f"{code}: {first.error or ''}".strip()
+        summary.first_error = f"{code}: {headline(first.error)}"
+        summary.first_log = first.log
     if good:
         secs = [s.seconds for s in good]
         summary.median_s = statistics.median(secs)

@@ -73,7 +73,8 @@ def failures(rows: list[Comparison]) -> list[str]:
             err = s[name].first_error
             if err:
                 one = " ".join(err.split())[:240]
-                lines.append(f"- {c.section}/{c.subject}/{c.scenario} {name}: {one}")
+                log = f" (log: `{s[name].first_log}`)" if s[name].first_log else ""
+                lines.append(f"- {c.section}/{c.subject}/{c.scenario} {name}: {one}{log}")
     return lines
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .measure import Sample, failed, run_measured, summarize
+from .measure import Sample, failed, headline, run_measured, summarize
 from .targets import Target
 
 
@@ -70,8 +70,7 @@ def _progress(label: str, sample: Sample) -> None:
         rss = f", {sample.max_rss_kb / 1024:.0f} MiB" if sample.max_rss_kb else ""
         print(f"    {label}: {sample.seconds:.2f} s{rss}", flush=True)
     else:
-        first = (sample.error or "").strip().splitlines()
-        why = first[-1] if first else ""
+        why = headline(sample.error)
         code = f"exit {sample.exit_code}" if sample.exit_code is not None else "not run"
         print(f"    {label}: FAILED ({code}) {why[:160]}", flush=True)
 
@@ -121,6 +120,5 @@ def prime(logs: Path, label: str, argv: list[str]) -> Sample:
 def require(sample: Sample, what: str) -> None:
     """Raise SetupError for the runs that depend on a failed preparation."""
     if not sample.ok:
-        tail = (sample.error or "").strip().splitlines()
         raise SetupError(f"{what} failed (exit {sample.exit_code}): "
-                         f"{tail[-1] if tail else ''} [log: {sample.log}]")
+                         f"{headline(sample.error)} [log: {sample.log}]")

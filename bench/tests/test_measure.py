@@ -3,7 +3,7 @@ import tempfile
 from pathlib import Path
 
 from tests import helpers  # noqa: F401
-from kilnbench.measure import Sample, parse_time_v, run_measured, summarize
+from kilnbench.measure import Sample, headline, parse_time_v, run_measured, summarize
 
 TIME_V = """Command exited with non-zero status 3
 \tCommand being timed: "sh -c exit 3"
@@ -52,6 +52,16 @@ class RunMeasured(unittest.TestCase):
         s = run_measured(["sleep", "30"], self.dir / "d.log", timeout=0.5)
         self.assertFalse(s.ok)
         self.assertIn("timed out", s.error)
+
+
+class Headline(unittest.TestCase):
+    def test_prefers_the_error_line_over_clap_footer(self):
+        tail = "error: unexpected argument '--root' found\n\nUsage: kiln\n\nFor more information, try '--help'."
+        self.assertEqual(headline(tail), "error: unexpected argument '--root' found")
+
+    def test_falls_back_to_the_last_line(self):
+        self.assertEqual(headline("$ kiln build\nstep 1\nkilled"), "killed")
+        self.assertEqual(headline(None), "")
 
 
 class Summarize(unittest.TestCase):
