@@ -1,0 +1,133 @@
+"""Command lines for each contender, and the per-run state (store roots) they use.
+
+Nothing here runs a timed command: these functions only build argv lists and
+prepare or delete store directories.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+LIB = Path(__file__).resolve().parent.parent / "lib"
+
+
+def _unmount_under(path: Path) -> None:
+    """Lazily unmount anything a crashed tool left mounted below `path`."""
+    prefix = str(path.resolve())
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return
+    targets = [m.split()[1] for m in mounts if len(m.split()) > 1]
+    for t in sorted((t for t in targets if t == prefix or t.startswith(prefix + "/")),
+                    key=len, reverse=True):
+        subprocess.run(["umount", "-l", t], stderr=subprocess.DEVNULL, check=False)
+
+
+def remove_tree(path: Path) -> None:
+    if path.exists():
+        _unmount_under(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass
+class BuildSpec:
+    context: Path
+    tag: str
+    build_args: dict
+    target: str | None = None
+    dockerfile: Path | None = None
+
+
+@dataclass
+class Kiln:
+    binary: Path
+
+    def available(self) -> bool:
+        return self.binary.is_file() and os.access(self.binary, os.X_OK)
+
+    def _base(self, root: Path) -> list[str]:
+        return [str(self.binary), "--root", str(root)]
+
+    def build(self, root: Path, spec: BuildSpec) -> list[str]:
+        argv = self._base(root) + ["build", "-t", spec.tag]
+        if spec.dockerfile:
+            argv += ["-f", str(spec.dockerfile)]
+        for k, v in spec.build_args.items():
+            argv += ["--build-arg", f"{k}={v}"]
+        if spec.target:
+            argv += ["--target", spec.target]
+        return argv + [str(spec.context)]
+
+    def push(self, root: Path, name: str, dest: str) -> list[str]:
+        return self._base(root) + ["push", name, dest]
+
+    def pull(self, root: Path, ref: str) -> list[str]:
+        return self._base(root) + ["pull", ref]
+
+
+@dataclass
+class BuildahRoot:
+    root: Path
+    runroot: Path
+
+    def remove(self) -> None:
+        remove_tree(self.root)
+        remove_tree(self.runroot)
+
+
+class Buildah:
+    """buildah with private storage (`--root`/`--runroot`) and chroot isolation."""
+
+    binary = "buildah"
+
+    @staticmethod
+    def new_root(parent: Path, name: str) -> BuildahRoot:
+        return BuildahRoot(parent / f"{name}.root", parent / f"{name}.runroot")
+
+    def _base(self, r: BuildahRoot) -> list[str]:
+        return [self.binary, "--root", str(r.root), "--runroot", str(r.runroot)]
+
+    def build(self, r: BuildahRoot, spec: BuildSpec) -> list[str]:
+        # --pull=false: use the base from the store when present (kiln's default),
+        # pull it when missing (the cold scenario). --layers: cache every step.
+        argv = self._base(r) + ["build", "--isolation", "chroot", "--layers",
+                                "--pull=false", "--tls-verify=false", "-t", spec.tag]
+        if spec.dockerfile:
+            argv += ["-f", str(spec.dockerfile)]
+        for k, v in spec.build_args.items():
+            argv += ["--build-arg", f"{k}={v}"]
+        if spec.target:
+            argv += ["--target", spec.target]
+        return argv + [str(spec.context)]
+
+    def push(self, r: BuildahRoot, name: str, dest: str) -> list[str]:
+        return self._base(r) + ["push", "--tls-verify=false", name, dest]
+
+
+class Skopeo:
+    binary = "skopeo"
+
+    def copy(self, src: str, dst: str) -> list[str]:
+        return [self.binary, "copy", "--quiet", "--src-tls-verify=false",
+                "--dest-tls-verify=false", src, dst]
+
+
+class RawCurl:
+    """The registry's own limits: curl uploads/downloads of the same blobs."""
+
+    def push(self, registry_url: str, repo: str, blobs: list[Path]) -> list[str]:
+        return ["bash", str(LIB / "raw-push.sh"), registry_url, repo, *map(str, blobs)]
+
+    def pull(self, registry_url: str, repo: str, digests: list[str]) -> list[str]:
+        return ["bash", str(LIB / "raw-pull.sh"), registry_url, repo, *digests]
+
+
+def and_then(*commands: list[str]) -> list[str]:
+    """One timed command running several in sequence (`sh -c 'a && b'`)."""
+    import shlex
+    return ["sh", "-c", " && ".join(shlex.join(c) for c in commands)]
