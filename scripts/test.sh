@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo build --workspace --all-targets
+# The benchmark harness's own tests (it never times anything here).
+python3 -m unittest discover -s bench/tests -t bench
 cargo test --workspace --no-fail-fast
