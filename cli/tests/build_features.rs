@@ -161,6 +161,23 @@ fn docker_archive_output_is_read_by_skopeo_and_loads_back() {
     let other = Kiln::new();
     let out = other.cmd(["load", "-i"]).arg(&tar).stdout();
     assert!(out.contains("app:v2"), "{out}");
+    if tool("buildah") {
+        let storage = k.path("buildah");
+        let out = Command::new("buildah")
+            .arg("--root")
+            .arg(storage.join("root"))
+            .arg("--runroot")
+            .arg(storage.join("run"))
+            .args(["pull", "-q"])
+            .arg(format!("docker-archive:{}", tar.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -325,4 +342,39 @@ fn a_corrupt_base_layer_is_detected_not_served() {
     let err = k.cmd(["build", "-q", "-t", "child:1"]).arg(&ctx).fails();
     assert!(err.contains("failed verification"), "{err}");
     k.cmd(["inspect", "child:1"]).fails();
+}
+
+#[test]
+fn from_platform_picks_that_platform_from_an_index() {
+    use registry::media_types::Compression;
+    use registry::reference::Reference;
+    use registry::store::testing;
+    use registry::Platform;
+
+    let k = Kiln::new();
+    let amd: Platform = "linux/amd64".parse().unwrap();
+    let arm: Platform = "linux/arm64".parse().unwrap();
+    let a = k.image_with("tmp:amd", "amd", Compression::Gzip, &amd);
+    let b = k.image_with("tmp:arm", "arm", Compression::Gzip, &arm);
+    let store = k.store();
+    let index = testing::make_index(&store, &[(a, amd), (b, arm)]).unwrap();
+    store
+        .tag(&Reference::parse("multi:1").unwrap(), &index)
+        .unwrap();
+    let ctx = context(&k, "FROM --platform=linux/arm64 multi:1\nENV X=1\n");
+    k.cmd(["build", "-q", "-t", "child:arm"]).arg(&ctx).stdout();
+    let arch = k
+        .cmd(["inspect", "--format", "{{.Architecture}}", "child:arm"])
+        .stdout();
+    assert_eq!(arch.trim(), "arm64");
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM --platform=linux/amd64 multi:1\n",
+    )
+    .unwrap();
+    k.cmd(["build", "-q", "-t", "child:amd"]).arg(&ctx).stdout();
+    let arch = k
+        .cmd(["inspect", "--format", "{{.Architecture}}", "child:amd"])
+        .stdout();
+    assert_eq!(arch.trim(), "amd64");
 }

@@ -345,7 +345,21 @@ impl<'a> Builder<'a> {
                 )
             }
             Base::Image(name) => {
-                let state = base::load(self.resolver(), name)
+                // `FROM --platform=` picks the base image's platform for this stage.
+                let stage_platforms = match &stage.platform {
+                    Some(p) => PlatformArgs {
+                        target: p.parse().map_err(|e| {
+                            BuildError::at(&stage.from.span, &stage.from.original, e)
+                        })?,
+                        build: self.opts.platforms.build.clone(),
+                    },
+                    None => self.opts.platforms.clone(),
+                };
+                let resolver = base::Resolver {
+                    platforms: &stage_platforms,
+                    ..self.resolver()
+                };
+                let state = base::load(resolver, name)
                     .map_err(|e| BuildError::at(&stage.from.span, &stage.from.original, e))?;
                 key = CacheKey::root(state.base_digest.as_ref(), platform);
                 state
