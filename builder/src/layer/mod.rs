@@ -2,6 +2,7 @@
 //! ([`LayerWriter`]) and reading layers and local archives back ([`reader`]).
 
 mod pax;
+pub mod pgzip;
 pub mod reader;
 pub mod writer;
 

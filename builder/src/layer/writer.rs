@@ -7,17 +7,19 @@
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
-use flate2::write::GzEncoder;
 use registry::descriptor::Descriptor;
 use registry::media_types::Compression;
 use registry::store::{BlobWriter, Store};
 use registry::{Digest, DigestHasher};
 
 use super::pax::{self, Fields, BLOCK};
+use super::pgzip::ParallelGzip;
 use super::{EntryMeta, Error, Result, SourceDateEpoch};
 use crate::context::glob::clean;
 
 const BUF_SIZE: usize = 1 << 20;
+/// Docker's and BuildKit's default deflate level.
+const GZIP_LEVEL: u32 = 6;
 const ZSTD_LEVEL: i32 = 3;
 
 /// What [`LayerWriter::finish`] produced.
@@ -32,7 +34,7 @@ pub struct LayerInfo {
 
 enum Sink {
     Plain(BlobWriter),
-    Gzip(GzEncoder<BlobWriter>),
+    Gzip(ParallelGzip<BlobWriter>),
     Zstd(zstd::Encoder<'static, BlobWriter>),
 }
 
@@ -120,12 +122,8 @@ impl LayerWriter {
         let blob = store.blob_writer()?;
         let sink = match compression {
             Compression::None => Sink::Plain(blob),
-            Compression::Gzip => Sink::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(blob, flate2::Compression::default()),
-            ),
+            // Multi-member gzip compressed on all cores; incompressible chunks are stored.
+            Compression::Gzip => Sink::Gzip(ParallelGzip::new(blob, GZIP_LEVEL)),
             Compression::Zstd => {
                 Sink::Zstd(zstd::Encoder::new(blob, ZSTD_LEVEL).map_err(Error::Write)?)
             }
