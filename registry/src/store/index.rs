@@ -70,6 +70,17 @@ impl Store {
             return Err(Error::BlobNotFound(desc.digest.clone()));
         }
         let name = reference.without_digest();
+        // Re-tagging a name to what it already names writes nothing (an unchanged rebuild
+        // must not pay for an fsync'd index rewrite). index.json is replaced atomically, so
+        // reading it without the lock sees a whole version.
+        let current = self.read_index()?;
+        if current
+            .manifests
+            .iter()
+            .any(|d| entry_ref(d).as_ref() == Some(&name) && d.digest == desc.digest)
+        {
+            return Ok(());
+        }
         let mut entry = desc.clone();
         let annotations = entry.annotations.get_or_insert_with(BTreeMap::new);
         annotations.insert(REF_NAME_ANNOTATION.to_string(), name.to_string());

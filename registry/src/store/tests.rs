@@ -308,3 +308,20 @@ fn gc_racing_tags_never_breaks_a_tagged_image() {
         crate::image::LocalImage::open(&store, img, &Platform::host()).unwrap();
     }
 }
+
+/// An unchanged rebuild re-tags its image: that must not rewrite (and fsync) index.json.
+#[test]
+fn retagging_the_same_digest_writes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let (_dir, store) = store();
+    let d = make_image(&store, "same", 1, Compression::Gzip).unwrap();
+    store.tag(&r("app:1"), &d).unwrap();
+    let before = fs::metadata(store.root().join("index.json")).unwrap();
+    store.tag(&r("app:1"), &d).unwrap();
+    let after = fs::metadata(store.root().join("index.json")).unwrap();
+    assert_eq!(before.ino(), after.ino(), "index.json was replaced");
+    // A different digest under the same name is a real change.
+    let other = make_image(&store, "other", 1, Compression::Gzip).unwrap();
+    store.tag(&r("app:1"), &other).unwrap();
+    assert_eq!(store.resolve(&r("app:1")).unwrap().digest, other.digest);
+}
