@@ -107,7 +107,10 @@ impl StageRun<'_, '_> {
                     if m.mount_type == crate::dockerfile::MountType::Bind {
                         let source = m.source.clone().unwrap_or_else(|| ".".to_string());
                         let opts = SourceOptions::default();
-                        for d in self.copy_inputs(ins, m.from.as_deref(), &[source], &opts)? {
+                        // A source that cannot be read fails in the mount code, with its own
+                        // message; a failed step records nothing, so no stale hit is possible.
+                        let inputs = self.copy_inputs(ins, m.from.as_deref(), &[source], &opts);
+                        for d in inputs.unwrap_or_default() {
                             kb = kb.input(&d);
                         }
                     }
