@@ -193,7 +193,7 @@ fn sigterm_stops_the_running_step_and_leaves_the_store_clean() {
         format!("{DOCKERFILE}RUN echo started && sleep 1000\n"),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .arg("--root")
         .arg(&k.root)
         .args(["build", "-q", "-t", "app:1"])
