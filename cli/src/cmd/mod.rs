@@ -9,6 +9,7 @@ mod load;
 mod output;
 mod progress;
 mod rmi;
+mod run;
 mod save;
 mod tag;
 
@@ -53,6 +54,8 @@ pub enum Command {
     Save(save::Args),
     /// Load images from a tar archive
     Load(load::Args),
+    /// Run a command in a new container from an image (always removed afterwards)
+    Run(run::Args),
 }
 
 pub fn run(command: Command, g: &Globals) -> Result<()> {
@@ -65,6 +68,7 @@ pub fn run(command: Command, g: &Globals) -> Result<()> {
         Command::Rmi(a) => rmi::run(a, g),
         Command::Save(a) => save::run(a, g),
         Command::Load(a) => load::run(a, g),
+        Command::Run(a) => run::run(a, g),
     }
 }
 
