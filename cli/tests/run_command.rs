@@ -258,3 +258,43 @@ fn nothing_persists_after_a_run() {
     assert_eq!(run(&k, &["bb", "sh", "-c", "touch /x; exit 9"]).0, 9);
     assert_eq!(tree(&snapshots), before);
 }
+
+#[test]
+fn sigterm_to_kiln_reaches_the_command() {
+    let Some(k) = busybox() else { return };
+    // An argument no other test uses, to find this run's command in /proc.
+    let marker = format!("{}", 4000 + std::process::id() % 1000);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--root")
+        .arg(&k.root)
+        .args(["run", "bb", "sleep", &marker])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cmdline = format!("sleep\0{marker}\0");
+    let mut started = false;
+    for _ in 0..3000 {
+        started = fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .any(|e| fs::read(e.path().join("cmdline")).is_ok_and(|c| c == cmdline.as_bytes()));
+        if started {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(started, "the command never started");
+    let kill = std::process::Command::new("/bin/busybox")
+        .args(["kill", "-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(128 + 15),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
