@@ -233,30 +233,34 @@ fn tree(dir: &Path) -> Vec<String> {
 #[test]
 fn nothing_persists_after_a_run() {
     let Some(k) = busybox() else { return };
-    let write = "touch /marker && echo changed > /srv/app/f && rm /bin/ls";
-    assert_eq!(run(&k, &["bb", "sh", "-c", write]).0, 0);
-    let snapshots = k.root.join("snapshots");
-    let before = tree(&snapshots);
-    let (code, out, err) = run(
-        &k,
-        &[
+    for snapshotter in ["overlay", "native"] {
+        let run_in = |args: &[&str]| {
+            let mut all = vec!["--snapshotter", snapshotter];
+            all.extend_from_slice(args);
+            run(&k, &all)
+        };
+        let write = "touch /marker && echo changed > /srv/app/f && rm /bin/ls";
+        assert_eq!(run_in(&["bb", "sh", "-c", write]).0, 0, "{snapshotter}");
+        let snapshots = k.root.join("snapshots");
+        let before = tree(&snapshots);
+        let (code, out, err) = run_in(&[
             "bb",
             "sh",
             "-c",
             "ls /marker /srv/app/f 2>&1; test -e /bin/ls && echo ls-present",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("No such file"), "{out}");
-    assert!(out.ends_with("ls-present\n"), "{out}");
-    assert_eq!(
-        tree(&snapshots),
-        before,
-        "a run left files in the snapshot store"
-    );
-    // A failing run leaves nothing either.
-    assert_eq!(run(&k, &["bb", "sh", "-c", "touch /x; exit 9"]).0, 9);
-    assert_eq!(tree(&snapshots), before);
+        ]);
+        assert_eq!(code, 0, "{snapshotter}: {err}");
+        assert!(out.contains("No such file"), "{snapshotter}: {out}");
+        assert!(out.ends_with("ls-present\n"), "{snapshotter}: {out}");
+        assert_eq!(
+            tree(&snapshots),
+            before,
+            "{snapshotter}: a run left files behind"
+        );
+        // A failing run leaves nothing either.
+        assert_eq!(run_in(&["bb", "sh", "-c", "touch /x; exit 9"]).0, 9);
+        assert_eq!(tree(&snapshots), before, "{snapshotter}");
+    }
 }
 
 #[test]
