@@ -8,10 +8,12 @@
 //! - [`layers`]: stored layers unpacked into snapshots (verified), and diffs written as layers.
 //! - [`rootfs`]: questions about a stage's files (destinations, users), asked of a snapshot view.
 //! - [`run`]: RUN in the sandbox; [`mounts`]: its `--mount`s; [`secrets`]: `--secret` values.
+//! - [`container`]: `kiln run`, an image run once in the foreground on a throwaway snapshot.
 //! - [`image`]: the finished stage stored as config + manifest.
 
 pub mod base;
 pub mod config;
+pub mod container;
 pub mod copy;
 pub mod error;
 pub mod fetch;

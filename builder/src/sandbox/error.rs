@@ -15,7 +15,11 @@ pub enum SandboxError {
 
     /// Set up inside the sandbox failed before the command ran (mounts, pivot_root, exec).
     #[error("sandbox setup for {command:?}: {message}")]
-    Setup { command: String, message: String },
+    Setup {
+        command: String,
+        message: String,
+        stage: SetupStage,
+    },
 
     #[error("sandbox init for {command:?} ended without reporting a status")]
     NoStatus { command: String },
@@ -34,7 +38,34 @@ pub enum SandboxError {
     },
 }
 
+/// Where a sandbox setup failed, for docker's exit codes (125, 126, 127).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupStage {
+    /// Namespaces, mounts, credentials, working directory.
+    Sandbox,
+    /// The command is not in `$PATH`, or its path does not exist.
+    NotFound,
+    /// The command exists but cannot be executed.
+    NotExecutable,
+}
+
 impl SandboxError {
+    /// The exit code `docker run` gives for this failure: 127 for a command not found, 126
+    /// for one that cannot be executed, 125 for everything else.
+    pub fn docker_exit_code(&self) -> i32 {
+        match self {
+            SandboxError::Setup {
+                stage: SetupStage::NotFound,
+                ..
+            } => 127,
+            SandboxError::Setup {
+                stage: SetupStage::NotExecutable,
+                ..
+            } => 126,
+            _ => 125,
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: impl Into<std::io::Error>) -> Self {
         SandboxError::Io {
             path: path.into(),

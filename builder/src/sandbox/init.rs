@@ -1,6 +1,6 @@
 //! The sandbox init: a freshly exec'd, single-threaded process, so forking here is safe.
 //!
-//! Outer process (in the caller's namespaces): reads the [`InitSpec`] from stdin, unshares
+//! Outer process (in the caller's namespaces): reads the [`InitSpec`] from fd 4, unshares
 //! the namespaces (user first when not root), forks pid 1 of the new pid namespace and
 //! forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT to it. Pid 1: sets up mounts and `pivot_root`,
 //! forks the command, forwards signals to it, reaps every orphan, and when the command
@@ -17,12 +17,9 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use rustix::thread::UnshareFlags;
 
 use super::mounts;
-use super::spec::{ExitStatus, InitSpec, NetworkMode, Report, DEFAULT_PATH};
+use super::spec::{ExitStatus, InitSpec, NetworkMode, Report, DEFAULT_PATH, SPEC_FD, STATUS_FD};
 
 type R<T> = std::result::Result<T, String>;
-
-/// The status channel the caller set up.
-const STATUS_FD: i32 = 3;
 
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
 
@@ -75,21 +72,20 @@ fn errno(what: &str) -> String {
 fn outer() -> R<()> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(|e| format!("prctl: {e}"))?;
+    // SAFETY: the caller hands this process the read end of the spec pipe as fd 4 and the
+    // status pipe as fd 3; both are owned here, the spec one is closed after reading and the
+    // status one kept away from the command.
+    let mut spec_pipe = unsafe {
+        libc::fcntl(STATUS_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(SPEC_FD)
+    };
     let mut input = String::new();
-    std::io::stdin()
+    spec_pipe
         .read_to_string(&mut input)
         .map_err(|e| format!("reading the spec: {e}"))?;
+    drop(spec_pipe);
     let spec: InitSpec =
         serde_json::from_str(&input).map_err(|e| format!("parsing the spec: {e}"))?;
-    // SAFETY: fd juggling on descriptors this process owns.
-    unsafe {
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if null < 0 || libc::dup2(null, 0) < 0 {
-            return Err(errno("/dev/null"));
-        }
-        libc::close(null);
-        libc::fcntl(STATUS_FD, libc::F_SETFD, libc::FD_CLOEXEC);
-    }
     if !rustix::process::geteuid().is_root() {
         enter_user_namespace()?;
     }
@@ -168,7 +164,16 @@ fn pid1(spec: &InitSpec) -> R<Infallible> {
     if spec.run.network == NetworkMode::None {
         mounts::loopback_up()?;
     }
-    let exe = find_executable(&spec.run.args, &spec.run.env)?;
+    let exe = match find_executable(&spec.run.args, &spec.run.env) {
+        Ok(exe) => exe,
+        Err(message) => {
+            report(&Report::NotRunnable {
+                message,
+                found: false,
+            });
+            std::process::exit(1);
+        }
+    };
     let argv = cstrings(&spec.run.args)?;
     let envp = cstrings(&spec.run.env)?;
     // SAFETY: pid 1 is single-threaded.
@@ -177,8 +182,8 @@ fn pid1(spec: &InitSpec) -> R<Infallible> {
         return Err(errno("fork"));
     }
     if child == 0 {
-        let Err(msg) = exec_command(spec, &exe, &argv, &envp);
-        report(&Report::Error(msg));
+        let Err(r) = exec_command(spec, &exe, &argv, &envp);
+        report(&r);
         // SAFETY: leave without running anything of the parent's.
         unsafe { libc::_exit(127) };
     }
@@ -233,7 +238,30 @@ fn find_executable(args: &[String], env: &[String]) -> R<PathBuf> {
     ))
 }
 
-fn exec_command(spec: &InitSpec, exe: &Path, argv: &[CString], envp: &[CString]) -> R<Infallible> {
+/// Sets the credentials and working directory and execs; what went wrong otherwise.
+fn exec_command(
+    spec: &InitSpec,
+    exe: &Path,
+    argv: &[CString],
+    envp: &[CString],
+) -> Result<Infallible, Report> {
+    prepare_process(spec).map_err(Report::Error)?;
+    let exe_c = CString::new(exe.as_os_str().as_bytes())
+        .map_err(|_| Report::Error("NUL in path".to_string()))?;
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    // SAFETY: NUL-terminated arrays of valid C strings that outlive the call.
+    unsafe { libc::execve(exe_c.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+    let err = std::io::Error::last_os_error();
+    Err(Report::NotRunnable {
+        message: format!("exec {}: {err}", exe.display()),
+        found: !matches!(err.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)),
+    })
+}
+
+fn prepare_process(spec: &InitSpec) -> R<()> {
     let run = &spec.run;
     let rootless = !rustix::process::geteuid().is_root()
         || std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
@@ -252,14 +280,5 @@ fn exec_command(spec: &InitSpec, exe: &Path, argv: &[CString], envp: &[CString])
             return Err(errno(&format!("setuid {}", run.uid)));
         }
     }
-    std::env::set_current_dir(&run.cwd)
-        .map_err(|e| format!("working directory {:?}: {e}", run.cwd))?;
-    let exe_c = CString::new(exe.as_os_str().as_bytes()).map_err(|_| "NUL in path".to_string())?;
-    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
-    envp_p.push(std::ptr::null());
-    // SAFETY: NUL-terminated arrays of valid C strings that outlive the call.
-    unsafe { libc::execve(exe_c.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
-    Err(errno(&format!("exec {}", exe.display())))
+    std::env::set_current_dir(&run.cwd).map_err(|e| format!("working directory {:?}: {e}", run.cwd))
 }

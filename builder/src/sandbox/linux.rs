@@ -1,16 +1,18 @@
 //! The caller's side of the Linux sandbox: writes the files kiln provides (`/etc/hosts`,
 //! `/etc/resolv.conf`, `/etc/hostname`), creates mount-point stubs, starts the init with
-//! the spec on its stdin, streams its output and reads its status from fd 3.
+//! the spec on fd 4, streams its output (or leaves the caller's stdio attached) and reads
+//! its status from fd 3.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
-use super::error::{Result, SandboxError};
-use super::spec::{InitSpec, MountKind, NetworkMode, Report};
+use super::attach;
+use super::error::{Result, SandboxError, SetupStage};
+use super::spec::{ExitStatus, InitSpec, MountKind, NetworkMode, Report, SPEC_FD, STATUS_FD};
 use super::stubs::{MountStubs, StubKind};
 use super::{OutputSink, RunOutcome, RunSpec, Sandbox, Stream, Tail, INIT_ARG};
 
@@ -42,6 +44,32 @@ impl LinuxSandbox {
 
 impl Sandbox for LinuxSandbox {
     fn run(&self, spec: &RunSpec, output: &mut dyn OutputSink) -> Result<RunOutcome> {
+        self.prepare_and(spec, |init_spec| self.spawn_captured(init_spec, output))
+    }
+}
+
+impl LinuxSandbox {
+    /// Runs `spec` in the foreground with the caller's stdout and stderr (and stdin when
+    /// `stdin` is true, `/dev/null` otherwise), as `kiln run` does. SIGINT, SIGTERM, SIGHUP
+    /// and SIGQUIT sent to the caller meanwhile are forwarded to the command.
+    pub fn run_attached(&self, spec: &RunSpec, stdin: bool) -> Result<ExitStatus> {
+        self.prepare_and(spec, |init_spec| {
+            let stdin = if stdin {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            };
+            let mut child = self.start(init_spec, stdin, Stdio::inherit(), Stdio::inherit())?;
+            let forwarding = attach::Forwarding::install(child.child.id() as i32);
+            let waited = child.child.wait();
+            drop(forwarding);
+            waited.map_err(|e| SandboxError::io(&self.program, e))?;
+            child.status(&init_spec.run)
+        })
+    }
+
+    /// Writes the files kiln provides and the mount stubs, runs `f`, and removes the stubs.
+    fn prepare_and<T>(&self, spec: &RunSpec, f: impl FnOnce(&InitSpec) -> Result<T>) -> Result<T> {
         if spec.args.is_empty() {
             return Err(SandboxError::EmptyCommand);
         }
@@ -71,7 +99,7 @@ impl Sandbox for LinuxSandbox {
             .map_err(|e| SandboxError::io(std::env::temp_dir(), e))?;
         let init_spec = write_etc_files(spec, etc.path())?;
         let stubs = MountStubs::create(&spec.rootfs, &wanted)?;
-        let result = self.spawn(&init_spec, output);
+        let result = f(&init_spec);
         let cleaned = stubs.cleanup();
         let outcome = result?;
         cleaned?;
@@ -104,46 +132,106 @@ fn write_etc_files(spec: &RunSpec, dir: &Path) -> Result<InitSpec> {
     })
 }
 
+/// A started init: the process and the read end of its status pipe.
+struct Started {
+    child: Child,
+    status: OwnedFd,
+}
+
+impl Started {
+    /// The init's report, read after it exited.
+    fn status(self, run: &RunSpec) -> Result<ExitStatus> {
+        let command = run.command_line();
+        let mut status = String::new();
+        std::fs::File::from(self.status)
+            .read_to_string(&mut status)
+            .map_err(|e| SandboxError::io("sandbox status pipe", e))?;
+        let first = status.lines().next().unwrap_or("");
+        match serde_json::from_str::<Report>(first) {
+            Ok(Report::Exited(status)) => Ok(status),
+            Ok(Report::Error(message)) => Err(SandboxError::Setup {
+                command,
+                message,
+                stage: SetupStage::Sandbox,
+            }),
+            Ok(Report::NotRunnable { message, found }) => Err(SandboxError::Setup {
+                command,
+                message,
+                stage: if found {
+                    SetupStage::NotExecutable
+                } else {
+                    SetupStage::NotFound
+                },
+            }),
+            Err(_) => Err(SandboxError::NoStatus { command }),
+        }
+    }
+}
+
 impl LinuxSandbox {
-    fn spawn(&self, spec: &InitSpec, output: &mut dyn OutputSink) -> Result<RunOutcome> {
-        let command = spec.run.command_line();
+    /// Starts the init with the status pipe on fd 3 and the spec written to fd 4.
+    fn start(
+        &self,
+        spec: &InitSpec,
+        stdin: Stdio,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Result<Started> {
         let io_err = |e: std::io::Error| SandboxError::io(&self.program, e);
-        let (status_r, status_w): (OwnedFd, OwnedFd) =
-            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-                .map_err(|e| io_err(e.into()))?;
-        let raw_w = status_w.as_raw_fd();
+        let pipe = || {
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| io_err(e.into()))
+        };
+        let (status_r, status_w): (OwnedFd, OwnedFd) = pipe()?;
+        let (spec_r, spec_w): (OwnedFd, OwnedFd) = pipe()?;
+        let fds = [
+            (status_w.as_raw_fd(), STATUS_FD),
+            (spec_r.as_raw_fd(), SPEC_FD),
+        ];
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr);
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                let ok = if raw_w == 3 {
-                    libc::fcntl(3, libc::F_SETFD, 0) >= 0
-                } else {
-                    libc::dup2(raw_w, 3) >= 0
-                };
-                if ok {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
+                // Move both out of the way first so neither dup2 clobbers the other.
+                let mut high = [0; 2];
+                for (i, (fd, _)) in fds.iter().enumerate() {
+                    high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10);
+                    if high[i] < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
+                for (i, (_, target)) in fds.iter().enumerate() {
+                    if libc::dup2(high[i], *target) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn {
+        let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
             program: self.program.clone(),
             source,
         })?;
         drop(status_w);
-        let registered = super::interrupt::Registered::new(child.id());
+        drop(spec_r);
         let json = serde_json::to_vec(spec).expect("spec serializes");
-        let mut stdin = child.stdin.take().expect("piped");
         // A failed write means the init died early; its status says why.
-        let _ = stdin.write_all(&json);
-        drop(stdin);
+        let _ = std::fs::File::from(spec_w).write_all(&json);
+        Ok(Started {
+            child,
+            status: status_r,
+        })
+    }
 
+    fn spawn_captured(&self, spec: &InitSpec, output: &mut dyn OutputSink) -> Result<RunOutcome> {
+        let io_err = |e: std::io::Error| SandboxError::io(&self.program, e);
+        let mut started = self.start(spec, Stdio::null(), Stdio::piped(), Stdio::piped())?;
+        // Ctrl-C/SIGTERM on kiln reach this step through the interrupt registry.
+        let registered = super::interrupt::Registered::new(started.child.id());
+        let child = &mut started.child;
         let (tx, rx) = mpsc::channel::<(Stream, Vec<u8>)>();
         let readers = [
             (
@@ -178,18 +266,10 @@ impl LinuxSandbox {
         // Its output is closed: the init is exiting. Stop tracking it before reaping it.
         drop(registered);
         child.wait().map_err(io_err)?;
-        let mut status = String::new();
-        std::fs::File::from(status_r)
-            .read_to_string(&mut status)
-            .map_err(io_err)?;
-        let first = status.lines().next().unwrap_or("");
-        match serde_json::from_str::<Report>(first) {
-            Ok(Report::Exited(status)) => Ok(RunOutcome {
-                status,
-                tail: tail.finish(),
-            }),
-            Ok(Report::Error(message)) => Err(SandboxError::Setup { command, message }),
-            Err(_) => Err(SandboxError::NoStatus { command }),
-        }
+        let status = started.status(&spec.run)?;
+        Ok(RunOutcome {
+            status,
+            tail: tail.finish(),
+        })
     }
 }

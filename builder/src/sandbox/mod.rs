@@ -7,8 +7,10 @@
 //! The namespace work happens in a freshly exec'd init process ([`init_main`]: `kiln`
 //! itself with the hidden first argument [`INIT_ARG`], or the `kiln-sandbox-init` binary),
 //! never in a fork of the multithreaded caller. The caller sends the spec as JSON on the
-//! init's stdin and reads one status line from fd 3.
+//! init's fd 4 and reads one status line from fd 3; the init's stdin, stdout and stderr are
+//! the command's (captured for RUN, the caller's own for `kiln run`).
 
+mod attach;
 pub mod error;
 pub mod fake;
 mod init;
@@ -18,7 +20,7 @@ mod mounts;
 pub mod spec;
 pub mod stubs;
 
-pub use error::{Result, SandboxError};
+pub use error::{Result, SandboxError, SetupStage};
 pub use init::init_main;
 pub use linux::LinuxSandbox;
 pub use spec::{ExitStatus, Mount, MountKind, NetworkMode, RunSpec};

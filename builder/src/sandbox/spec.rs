@@ -107,9 +107,21 @@ impl ExitStatus {
 pub(crate) enum Report {
     Exited(ExitStatus),
     Error(String),
+    /// The command could not be started: not found (`found == false`), or found but not
+    /// executable.
+    NotRunnable {
+        message: String,
+        found: bool,
+    },
 }
 
-/// What the caller sends to the init on its stdin.
+/// The init reports its [`Report`] on this descriptor.
+pub(crate) const STATUS_FD: i32 = 3;
+/// The init reads its [`InitSpec`] from this descriptor; stdin, stdout and stderr are the
+/// command's.
+pub(crate) const SPEC_FD: i32 = 4;
+
+/// What the caller sends to the init on [`SPEC_FD`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct InitSpec {
     pub run: RunSpec,

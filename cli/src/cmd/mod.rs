@@ -19,6 +19,7 @@ mod pull;
 mod push;
 mod remote;
 mod rmi;
+mod run;
 mod save;
 mod tag;
 mod tags;
@@ -85,6 +86,8 @@ pub enum Command {
     Delete(delete::Args),
     /// Show the store and the registry settings in use
     Info(info::Args),
+    /// Run a command in a new container from an image (always removed afterwards)
+    Run(run::Args),
 }
 
 pub fn run(command: Command, g: &Globals) -> Result<()> {
@@ -107,6 +110,7 @@ pub fn run(command: Command, g: &Globals) -> Result<()> {
         Command::Copy(a) => copy::run(a, g),
         Command::Delete(a) => delete::run(a, g),
         Command::Info(a) => info::run(a, g),
+        Command::Run(a) => run::run(a, g),
     }
 }
 
