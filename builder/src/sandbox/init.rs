@@ -119,8 +119,9 @@ fn outer() -> R<()> {
     Ok(())
 }
 
-/// Rootless: map the caller to root in a new user namespace (a single id; subordinate
-/// ranges need newuidmap/newgidmap run from outside, which this init does not do yet).
+/// Rootless without subordinate ids (see [`super::userns`]): map the caller to root in a
+/// user namespace of this step alone. Only that one id exists inside; the caller printed
+/// the one-time note.
 fn enter_user_namespace() -> R<()> {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
@@ -131,9 +132,6 @@ fn enter_user_namespace() -> R<()> {
     write("/proc/self/setgroups", "deny".into())?;
     write("/proc/self/uid_map", format!("0 {uid} 1"))?;
     write("/proc/self/gid_map", format!("0 {gid} 1"))?;
-    eprintln!(
-        "kiln: rootless sandbox with a single-id mapping ({uid} -> 0); other ids are unavailable"
-    );
     Ok(())
 }
 
