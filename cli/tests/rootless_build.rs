@@ -128,7 +128,9 @@ impl Workspace {
         let kiln = env!("CARGO_BIN_EXE_kiln");
         let mut cmd = if let Some(user) = user {
             let mut c = Command::new("setpriv");
-            c.args(["--reuid", user, "--regid", user, "--init-groups", "--"]);
+            let gid = Command::new("id").args(["-g", user]).output().unwrap();
+            let gid = String::from_utf8_lossy(&gid.stdout).trim().to_string();
+            c.args(["--reuid", user, "--regid", &gid, "--init-groups", "--"]);
             c.arg(kiln);
             c
         } else {

@@ -237,7 +237,8 @@ fn exec_command(spec: &InitSpec, exe: &Path, argv: &[CString], envp: &[CString])
         || std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
     // SAFETY: plain credential syscalls in the single-threaded child.
     unsafe {
-        if !rootless || !run.additional_gids.is_empty() {
+        // A single-id namespace denies setgroups; its only group is the one mapped.
+        if !rootless {
             let gids: Vec<libc::gid_t> = run.additional_gids.clone();
             if libc::setgroups(gids.len(), gids.as_ptr()) < 0 {
                 return Err(errno("setgroups"));

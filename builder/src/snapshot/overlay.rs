@@ -131,10 +131,11 @@ fn mount_overlay(
     let lowerdir: Vec<String> = lowers.iter().map(|p| escape(p)).collect();
     // Full copy-up only: redirects and metacopy would leave changes the upper walk can't see.
     let mut data = format!(
-        "lowerdir={},upperdir={},workdir={},redirect_dir=off,index=off,metacopy=off",
+        "lowerdir={},upperdir={},workdir={},redirect_dir={},index=off,metacopy=off",
         lowerdir.join(":"),
         escape(upper),
-        escape(work)
+        escape(work),
+        redirect_dir_off()
     );
     if in_user_namespace() {
         data.push_str(",userxattr");
@@ -177,7 +178,8 @@ fn mount_overlay_fsconfig(
     }
     m::fsconfig_set_string(&fs, "upperdir", upper)?;
     m::fsconfig_set_string(&fs, "workdir", work)?;
-    for key in ["redirect_dir", "index", "metacopy"] {
+    m::fsconfig_set_string(&fs, "redirect_dir", redirect_dir_off())?;
+    for key in ["index", "metacopy"] {
         m::fsconfig_set_string(&fs, key, "off")?;
     }
     if in_user_namespace() {
@@ -193,6 +195,16 @@ fn mount_overlay_fsconfig(
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )?;
     Ok(())
+}
+
+/// No redirects: `off` (which still follows existing ones) conflicts with `userxattr`, so
+/// rootless uses `nofollow`; kiln's lower dirs never hold redirects either way.
+fn redirect_dir_off() -> &'static str {
+    if in_user_namespace() {
+        "nofollow"
+    } else {
+        "off"
+    }
 }
 
 /// `trusted.overlay.opaque` (rootful) or `user.overlay.opaque` (rootless, `userxattr`).
