@@ -34,6 +34,12 @@ fn main() -> ExitCode {
     {
         builder::sandbox::init_main();
     }
+    // Rootless: move into a user namespace with the caller's subordinate ids, also before
+    // any thread starts.
+    if let Err(e) = builder::sandbox::userns::enter_rootless() {
+        eprintln!("Error: rootless setup: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     init_logging(cli.debug);
     let globals = cmd::Globals {

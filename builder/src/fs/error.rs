@@ -25,7 +25,7 @@ pub enum FsError {
     #[error("layer entry {entry:?}: invalid pax record {key:?}")]
     BadPax { entry: PathBuf, key: String },
 
-    #[error("layer entry {entry:?}: no mapping for {kind} {id} on this host")]
+    #[error("layer entry {entry:?}: no mapping for {kind} {id} in this user namespace (widen the /etc/subuid and /etc/subgid ranges)")]
     UnmappedId {
         entry: PathBuf,
         kind: &'static str,

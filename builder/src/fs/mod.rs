@@ -5,8 +5,11 @@
 //! - [`unpack`]: apply an OCI layer tar onto a directory (whiteouts, hardlinks, xattrs,
 //!   devices, owners), rejecting or confining hostile entries.
 //! - [`meta`]: entry metadata (mode, owner, mtime, xattrs), read and applied.
+//! - [`idmap`]: the user namespace kiln runs in (rootless), which decides how owners and
+//!   overlay xattrs are written.
 
 pub mod error;
+pub mod idmap;
 pub mod meta;
 pub mod root;
 pub mod unpack;

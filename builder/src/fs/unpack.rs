@@ -23,6 +23,18 @@ use super::root::{list_dir, remove_all_at, Root};
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The opaque marker of an overlay mounted with `userxattr` (in a user namespace).
+pub const USER_OVERLAY_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// The opaque-directory xattr overlayfs uses in this process: `user.overlay.opaque` inside a
+/// user namespace (rootless, mounted with `userxattr`), `trusted.overlay.opaque` otherwise.
+pub fn overlay_opaque_xattr() -> &'static str {
+    if super::idmap::in_user_namespace() {
+        USER_OVERLAY_OPAQUE_XATTR
+    } else {
+        OVERLAY_OPAQUE_XATTR
+    }
+}
 
 /// What to do with whiteout entries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -78,11 +90,19 @@ pub struct UnpackOptions {
 
 impl Default for UnpackOptions {
     /// Preserve owners when running as root, ignore them otherwise; apply whiteouts.
+    ///
+    /// Rootless kiln unpacks inside its user namespace (caller = 0 plus the subordinate
+    /// ids), so "root" there preserves owners through the kernel's mapping; an id the
+    /// namespace does not map is an error naming the entry rather than a silent chown to
+    /// someone else.
     fn default() -> Self {
-        let ownership = if rustix::process::geteuid().is_root() {
-            Ownership::Preserve
-        } else {
+        let ownership = if !rustix::process::geteuid().is_root() {
             Ownership::Ignore
+        } else {
+            match super::idmap::current() {
+                None => Ownership::Preserve,
+                Some(ids) => Ownership::Map(ids.clone()),
+            }
         };
         UnpackOptions {
             ownership,
@@ -412,7 +432,7 @@ impl Unpacker<'_> {
             },
             WhiteoutMode::Overlay if opaque => {
                 let fd = self.root.open_dir(dir, true)?;
-                rfs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())?;
+                rfs::fsetxattr(&fd, overlay_opaque_xattr(), b"y", XattrFlags::empty())?;
                 Ok(())
             }
             WhiteoutMode::Overlay => {

@@ -115,8 +115,9 @@ fn outer() -> R<()> {
     Ok(())
 }
 
-/// Rootless: map the caller to root in a new user namespace (a single id; subordinate
-/// ranges need newuidmap/newgidmap run from outside, which this init does not do yet).
+/// Rootless without subordinate ids (see [`super::userns`]): map the caller to root in a
+/// user namespace of this step alone. Only that one id exists inside; the caller printed
+/// the one-time note.
 fn enter_user_namespace() -> R<()> {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
@@ -127,9 +128,6 @@ fn enter_user_namespace() -> R<()> {
     write("/proc/self/setgroups", "deny".into())?;
     write("/proc/self/uid_map", format!("0 {uid} 1"))?;
     write("/proc/self/gid_map", format!("0 {gid} 1"))?;
-    eprintln!(
-        "kiln: rootless sandbox with a single-id mapping ({uid} -> 0); other ids are unavailable"
-    );
     Ok(())
 }
 
@@ -267,7 +265,8 @@ fn prepare_process(spec: &InitSpec) -> R<()> {
         || std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
     // SAFETY: plain credential syscalls in the single-threaded child.
     unsafe {
-        if !rootless || !run.additional_gids.is_empty() {
+        // A single-id namespace denies setgroups; its only group is the one mapped.
+        if !rootless {
             let gids: Vec<libc::gid_t> = run.additional_gids.clone();
             if libc::setgroups(gids.len(), gids.as_ptr()) < 0 {
                 return Err(errno("setgroups"));

@@ -73,6 +73,9 @@ impl LinuxSandbox {
         if spec.args.is_empty() {
             return Err(SandboxError::EmptyCommand);
         }
+        if !rustix::process::geteuid().is_root() {
+            single_id_note();
+        }
         let mut wanted = vec![
             ("/proc".to_string(), StubKind::Dir),
             ("/dev".to_string(), StubKind::Dir),
@@ -105,6 +108,22 @@ impl LinuxSandbox {
         cleaned?;
         Ok(outcome)
     }
+}
+
+/// Printed once per process: RUN steps of a rootless kiln without subordinate ids.
+fn single_id_note() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let uid = rustix::process::getuid().as_raw();
+        let why = super::userns::single_id_reason()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        eprintln!(
+            "kiln: note: rootless without subordinate ids{why}: RUN steps map only uid {uid} \
+             to root, so other users and chown to them are unavailable; add ranges to \
+             /etc/subuid and /etc/subgid and install newuidmap/newgidmap (package uidmap)"
+        );
+    });
 }
 
 fn write_etc_files(spec: &RunSpec, dir: &Path) -> Result<InitSpec> {

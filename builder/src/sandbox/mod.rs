@@ -4,6 +4,10 @@
 //! unit tests, [`linux::LinuxSandbox`] runs them in Linux namespaces (mount, pid, ipc, uts,
 //! net for `network=none`, user when not root) with the step's rootfs as `/`.
 //!
+//! Rootless: [`userns::enter_rootless`] (first thing in `main`) moves all of kiln into a
+//! user namespace with the caller's subordinate ids, after which the sandbox takes its
+//! rootful path; without subordinate ids each step gets a single-id namespace instead.
+//!
 //! The namespace work happens in a freshly exec'd init process ([`init_main`]: `kiln`
 //! itself with the hidden first argument [`INIT_ARG`], or the `kiln-sandbox-init` binary),
 //! never in a fork of the multithreaded caller. The caller sends the spec as JSON on the
@@ -19,6 +23,7 @@ pub mod linux;
 mod mounts;
 pub mod spec;
 pub mod stubs;
+pub mod userns;
 
 pub use error::{Result, SandboxError, SetupStage};
 pub use init::init_main;

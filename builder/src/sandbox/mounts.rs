@@ -93,8 +93,7 @@ pub(super) fn setup(spec: &InitSpec) -> R<()> {
                 m::mount_bind_recursive(source, fd_path(&target)).map_err(ctx(&what))?;
                 if *readonly {
                     let again = root.open_path(Path::new(rel)).map_err(ctx(&what))?;
-                    m::mount_remount(fd_path(&again), MountFlags::BIND | MountFlags::RDONLY, "")
-                        .map_err(ctx(format!("{what} read-only")))?;
+                    remount_readonly(&fd_path(&again)).map_err(ctx(format!("{what} read-only")))?;
                 }
             }
             MountKind::Tmpfs { size, mode } => {
@@ -191,8 +190,29 @@ fn setup_sys(root: &Root, network: NetworkMode) -> R<()> {
     }
     m::mount_bind_recursive("/sys", fd_path(&sys)).map_err(ctx("bind /sys"))?;
     let again = dir(root, "sys")?;
-    m::mount_remount(fd_path(&again), MountFlags::BIND | MountFlags::RDONLY, "")
-        .map_err(ctx("/sys read-only"))
+    remount_readonly(&fd_path(&again)).map_err(ctx("/sys read-only"))
+}
+
+/// Makes the bind mount at `path` read-only, keeping the flags it has: inside a user
+/// namespace (rootless) the kernel refuses a remount that would drop `nosuid`, `nodev`,
+/// `noexec` or atime flags locked by the outer namespace.
+fn remount_readonly(path: &Path) -> rustix::io::Result<()> {
+    use rustix::fs::StatVfsMountFlags as St;
+    let have = rustix::fs::statvfs(path)?.f_flag;
+    let mut flags = MountFlags::BIND | MountFlags::RDONLY;
+    for (st, ms) in [
+        (St::NOSUID, MountFlags::NOSUID),
+        (St::NODEV, MountFlags::NODEV),
+        (St::NOEXEC, MountFlags::NOEXEC),
+        (St::NOATIME, MountFlags::NOATIME),
+        (St::NODIRATIME, MountFlags::NODIRATIME),
+        (St::RELATIME, MountFlags::RELATIME),
+    ] {
+        if have.contains(st) {
+            flags |= ms;
+        }
+    }
+    m::mount_remount(path, flags, "")
 }
 
 fn open_dir_at(dir: &OwnedFd, name: &str) -> R<OwnedFd> {

@@ -1,6 +1,11 @@
 //! The overlayfs snapshotter: each committed snapshot holds one layer in overlay form (char
 //! 0/0 whiteouts, `trusted.overlay.opaque`), stacked as lower dirs; a step writes into a fresh
 //! upper dir, and the diff walks only that upper dir.
+//!
+//! Rootless (kiln inside its user namespace, Linux >= 5.11): the same, mounted with
+//! `userxattr`, so overlayfs keeps its markers in `user.overlay.*` (unprivileged users can
+//! write those; `trusted.*` needs privilege over the initial namespace). The probe in
+//! [`probe`] decides at run time; where it fails the native snapshotter takes over.
 
 use std::ffi::CString;
 use std::io::Read;
@@ -13,8 +18,9 @@ use super::drain;
 use super::error::{Result, SnapshotError};
 use super::walk::{entry_meta, file_type, read_sorted, DiffStats, Emitter};
 use super::{chain_id, ActiveSnapshot, Chains, DiffSink, Snapshotter, SnapshotterKind};
+use crate::fs::idmap::in_user_namespace;
 use crate::fs::meta::read_xattrs;
-use crate::fs::unpack::OVERLAY_OPAQUE_XATTR;
+use crate::fs::unpack::{OVERLAY_OPAQUE_XATTR, USER_OVERLAY_OPAQUE_XATTR};
 use crate::fs::{unpack_layer, UnpackOptions, WhiteoutMode};
 
 /// The kernel copies mount options into one page.
@@ -124,12 +130,16 @@ fn mount_overlay(
 ) -> Result<()> {
     let lowerdir: Vec<String> = lowers.iter().map(|p| escape(p)).collect();
     // Full copy-up only: redirects and metacopy would leave changes the upper walk can't see.
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={},redirect_dir=off,index=off,metacopy=off",
+    let mut data = format!(
+        "lowerdir={},upperdir={},workdir={},redirect_dir={},index=off,metacopy=off",
         lowerdir.join(":"),
         escape(upper),
-        escape(work)
+        escape(work),
+        redirect_dir_off()
     );
+    if in_user_namespace() {
+        data.push_str(",userxattr");
+    }
     if data.len() > MAX_MOUNT_DATA {
         return mount_overlay_fsconfig(lowers, upper, work, target).map_err(|e| {
             tracing::debug!("fsconfig overlay mount failed: {e}");
@@ -168,8 +178,12 @@ fn mount_overlay_fsconfig(
     }
     m::fsconfig_set_string(&fs, "upperdir", upper)?;
     m::fsconfig_set_string(&fs, "workdir", work)?;
-    for key in ["redirect_dir", "index", "metacopy"] {
+    m::fsconfig_set_string(&fs, "redirect_dir", redirect_dir_off())?;
+    for key in ["index", "metacopy"] {
         m::fsconfig_set_string(&fs, key, "off")?;
+    }
+    if in_user_namespace() {
+        m::fsconfig_set_flag(&fs, "userxattr")?;
     }
     m::fsconfig_create(&fs)?;
     let mnt = m::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
@@ -181,6 +195,21 @@ fn mount_overlay_fsconfig(
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )?;
     Ok(())
+}
+
+/// No redirects: `off` (which still follows existing ones) conflicts with `userxattr`, so
+/// rootless uses `nofollow`; kiln's lower dirs never hold redirects either way.
+fn redirect_dir_off() -> &'static str {
+    if in_user_namespace() {
+        "nofollow"
+    } else {
+        "off"
+    }
+}
+
+/// `trusted.overlay.opaque` (rootful) or `user.overlay.opaque` (rootless, `userxattr`).
+fn is_opaque_marker(name: &str) -> bool {
+    name == OVERLAY_OPAQUE_XATTR || name == USER_OVERLAY_OPAQUE_XATTR
 }
 
 /// Escapes the separators of overlay's option syntax.
@@ -261,10 +290,7 @@ impl ActiveOverlay {
                     let meta = entry_meta(&chost, &st)?;
                     em.enter_dir(&crel, meta, true)?;
                     let xattrs = read_xattrs(&chost).map_err(|e| SnapshotError::io(&chost, e))?;
-                    if xattrs
-                        .iter()
-                        .any(|(k, v)| k == OVERLAY_OPAQUE_XATTR && v == b"y")
-                    {
+                    if xattrs.iter().any(|(k, v)| is_opaque_marker(k) && v == b"y") {
                         em.opaque(&crel)?;
                     }
                     self.walk(em, &crel)?;
