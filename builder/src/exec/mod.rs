@@ -388,6 +388,7 @@ impl<'a> Builder<'a> {
             key,
             use_cache,
             downloads: HashMap::new(),
+            resolved: None,
         };
         for (n, ins) in instructions.iter().enumerate() {
             let started = std::time::Instant::now();

@@ -29,6 +29,9 @@ pub(super) struct StageRun<'r, 'a> {
     pub use_cache: bool,
     /// `ADD <url>` files fetched while computing a cache key, reused if the step runs.
     pub downloads: HashMap<String, super::fetch::Downloaded>,
+    /// Context sources resolved for this step's cache key, reused if the step runs (a walk of
+    /// a large context is not done twice).
+    pub resolved: Option<(Vec<String>, Vec<crate::context::SourceEntry>)>,
 }
 
 /// Where COPY reads from: the build context, or another stage's or image's files.
@@ -48,6 +51,7 @@ impl StageRun<'_, '_> {
             .kind
             .expand_with_matches(&lexer, &env)
             .map_err(|e| at(&e))?;
+        self.resolved = None;
         let text = serde_json::to_string(&kind).expect("instructions serialize");
         let mut kb = CacheKey::builder(&self.key).instruction(format!("{} {text}", kind.name()));
         match &kind {
@@ -156,7 +160,7 @@ impl StageRun<'_, '_> {
     /// What a COPY/ADD reads, as digests for its cache key: the context files' checksums
     /// (cached by file metadata), a stage's final key, or an image's manifest digest.
     fn copy_inputs(
-        &self,
+        &mut self,
         ins: &Instruction,
         from: Option<&str>,
         sources: &[String],
@@ -172,12 +176,16 @@ impl StageRun<'_, '_> {
                     .context
                     .resolve_sources(sources, opts)
                     .map_err(|e| at(&e))?;
-                let mut sums = self
-                    .builder
-                    .checksums
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                Ok(vec![checksum(&entries, &mut sums).map_err(|e| at(&e))?])
+                let digest = {
+                    let mut sums = self
+                        .builder
+                        .checksums
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    checksum(&entries, &mut sums).map_err(|e| at(&e))?
+                };
+                self.resolved = Some((sources.to_vec(), entries));
+                Ok(vec![digest])
             }
             Some(FromRef::Stage(j)) => {
                 let out = self
@@ -320,6 +328,7 @@ impl StageRun<'_, '_> {
 
     fn copy(&mut self, ins: &Instruction, c: &CopyInstr) -> Result<(), BuildError> {
         let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
+        let cached = self.resolved.take();
         let stage_view = self.view()?;
         let view = RootfsView::new(stage_view.rootfs());
         let root = self.source_root(ins, c.from.as_deref())?;
@@ -331,7 +340,10 @@ impl StageRun<'_, '_> {
             excludes: c.exclude.clone(),
             parents: c.parents,
         };
-        let sources = ctx.resolve_sources(&c.sources, &opts).map_err(|e| at(&e))?;
+        let sources = match (&root, cached) {
+            (SourceRoot::Context(_), Some((names, entries))) if names == c.sources => entries,
+            _ => ctx.resolve_sources(&c.sources, &opts).map_err(|e| at(&e))?,
+        };
         let spec = self.copy_spec(
             ins,
             &view,
@@ -407,8 +419,11 @@ impl StageRun<'_, '_> {
             excludes: a.exclude.clone(),
             parents: false,
         };
+        let cached = self.resolved.take();
         let sources = if local.is_empty() {
             Vec::new()
+        } else if let Some((_, entries)) = cached.filter(|(names, _)| *names == local) {
+            entries
         } else {
             self.context
                 .resolve_sources(&local, &opts)

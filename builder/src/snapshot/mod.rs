@@ -117,6 +117,28 @@ impl SnapshotView for DirView {
     }
 }
 
+/// Unpacks `tar` into `fs` (inside `tmp`), reads the stream to its end and publishes `tmp` as
+/// the snapshot of `chain`: the caller's reader verifies digests at EOF, and a layer that fails
+/// them must not be published.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn unpack_and_publish(
+    chains: &Chains,
+    tmp: tempfile::TempDir,
+    fs: &Path,
+    tar: &mut dyn Read,
+    diff_id: &Digest,
+    opts: crate::fs::UnpackOptions,
+    chain: &Digest,
+    parent: Option<&Digest>,
+) -> Result<()> {
+    crate::fs::unpack_layer(&mut *tar, fs, opts).map_err(|source| SnapshotError::Unpack {
+        diff_id: diff_id.clone(),
+        source,
+    })?;
+    drain(tar, diff_id)?;
+    chains.publish(tmp, chain, parent)
+}
+
 /// Reads what is left of a layer stream after its tar end marker.
 pub(crate) fn drain(tar: &mut dyn Read, diff_id: &Digest) -> Result<()> {
     std::io::copy(tar, &mut std::io::sink()).map_err(|e| {

@@ -16,11 +16,10 @@ use registry::Digest;
 use rustix::fs::{self as rfs, AtFlags, FileType, StatxFlags};
 
 use super::copy::copy_tree;
-use super::drain;
 use super::error::{Result, SnapshotError};
 use super::walk::{entry_meta, file_type, read_sorted, DiffStats, Emitter};
 use super::{chain_id, ActiveSnapshot, Chains, DiffSink, Snapshotter, SnapshotterKind};
-use crate::fs::{unpack_layer, Timestamp, UnpackOptions};
+use crate::fs::{Timestamp, UnpackOptions};
 
 pub struct NativeSnapshotter {
     chains: Chains,
@@ -75,16 +74,16 @@ impl Snapshotter for NativeSnapshotter {
             return Ok(chain);
         }
         let (tmp, fs) = self.fresh_tree(parent)?;
-        unpack_layer(&mut *tar, &fs, UnpackOptions::default()).map_err(|source| {
-            SnapshotError::Unpack {
-                diff_id: diff_id.clone(),
-                source,
-            }
-        })?;
-        // Read to the end: the caller's reader verifies digests at EOF, and a layer that
-        // fails them must not be published.
-        drain(tar, diff_id)?;
-        self.chains.publish(tmp, &chain, parent)?;
+        super::unpack_and_publish(
+            &self.chains,
+            tmp,
+            &fs,
+            tar,
+            diff_id,
+            UnpackOptions::default(),
+            &chain,
+            parent,
+        )?;
         Ok(chain)
     }
 

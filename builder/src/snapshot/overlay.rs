@@ -14,14 +14,13 @@ use std::path::{Path, PathBuf};
 use registry::Digest;
 use rustix::mount::{MountFlags, UnmountFlags};
 
-use super::drain;
 use super::error::{Result, SnapshotError};
 use super::walk::{entry_meta, file_type, read_sorted, DiffStats, Emitter};
 use super::{chain_id, ActiveSnapshot, Chains, DiffSink, Snapshotter, SnapshotterKind};
 use crate::fs::idmap::in_user_namespace;
 use crate::fs::meta::read_xattrs;
 use crate::fs::unpack::{OVERLAY_OPAQUE_XATTR, USER_OVERLAY_OPAQUE_XATTR};
-use crate::fs::{unpack_layer, UnpackOptions, WhiteoutMode};
+use crate::fs::{UnpackOptions, WhiteoutMode};
 
 /// The kernel copies mount options into one page.
 const MAX_MOUNT_DATA: usize = 4000;
@@ -78,14 +77,7 @@ impl Snapshotter for OverlaySnapshotter {
             whiteouts: WhiteoutMode::Overlay,
             ..UnpackOptions::default()
         };
-        unpack_layer(&mut *tar, &fs, opts).map_err(|source| SnapshotError::Unpack {
-            diff_id: diff_id.clone(),
-            source,
-        })?;
-        // Read to the end: the caller's reader verifies digests at EOF, and a layer that
-        // fails them must not be published.
-        drain(tar, diff_id)?;
-        self.chains.publish(tmp, &chain, parent)?;
+        super::unpack_and_publish(&self.chains, tmp, &fs, tar, diff_id, opts, &chain, parent)?;
         Ok(chain)
     }
 
