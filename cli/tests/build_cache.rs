@@ -87,6 +87,23 @@ fn unchanged_rebuild_runs_nothing_and_gives_the_same_image() {
     assert_eq!(first, second);
 }
 
+/// A build of cache hits mounts nothing and makes no scratch dirs: a probe mount's unmount
+/// syncs the whole host filesystem (slow after another build wrote a lot), so it must not
+/// happen. Replacing the snapshot and scratch dirs by plain files makes any such use fail.
+#[test]
+fn an_unchanged_rebuild_touches_no_snapshot_or_scratch_dir() {
+    let k = Kiln::new();
+    let ctx = context(&k);
+    let (first, _) = build(&k, &ctx, &[]);
+    for dir in ["snapshots", "tmp"] {
+        let p = k.root.join(dir);
+        let _ = fs::remove_dir_all(&p);
+        fs::write(&p, "not a directory").unwrap();
+    }
+    let (second, steps) = build(&k, &ctx, &[]);
+    assert_eq!(ran(&steps), Vec::<String>::new(), "{steps:?}");
+    assert_eq!(first, second);
+}
 #[test]
 fn an_edit_reruns_only_its_dependents() {
     let k = Kiln::new();

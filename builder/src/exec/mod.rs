@@ -142,8 +142,9 @@ pub struct Builder<'a> {
     _lease: CacheLease,
     fetcher: Option<&'a dyn base::ImageFetcher>,
     fetched: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// Scratch space for this build; removed when the builder is dropped.
-    work: tempfile::TempDir,
+    /// Scratch space for this build, made on first use (a build of cache hits needs none);
+    /// removed when the builder is dropped.
+    work: std::sync::OnceLock<tempfile::TempDir>,
 }
 
 impl<'a> Builder<'a> {
@@ -153,12 +154,6 @@ impl<'a> Builder<'a> {
         progress: &'a dyn Progress,
         sandbox: &'a dyn Sandbox,
     ) -> Result<Builder<'a>, BuildError> {
-        let tmp = store.root().join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(|e| BuildError::io(&tmp, e))?;
-        let work = tempfile::Builder::new()
-            .prefix("build-")
-            .tempdir_in(&tmp)
-            .map_err(|e| BuildError::io(&tmp, e))?;
         let snapshotter = open_snapshotter(store.root(), opts.snapshotter).map_err(|e| {
             BuildError::io(
                 store.root().join("snapshots"),
@@ -193,8 +188,24 @@ impl<'a> Builder<'a> {
             _lease: lease,
             fetcher: None,
             fetched: Default::default(),
-            work,
+            work: std::sync::OnceLock::new(),
         })
+    }
+
+    /// This build's scratch directory under `<store>/tmp`.
+    fn work_dir(&self) -> Result<&std::path::Path, BuildError> {
+        if let Some(w) = self.work.get() {
+            return Ok(w.path());
+        }
+        let tmp = self.store.root().join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| BuildError::io(&tmp, e))?;
+        let made = tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(&tmp)
+            .map_err(|e| BuildError::io(&tmp, e))?;
+        // A racing step may have made one first; keep that one (ours is removed on drop).
+        let _ = self.work.set(made);
+        Ok(self.work.get().expect("just set").path())
     }
 
     /// Lets the build fetch base images the store lacks (from a registry).

@@ -165,7 +165,8 @@ impl StageRun<'_, '_> {
             }
         }
         let target = target.unwrap_or_else(|| format!("/run/secrets/{}", base_name(&id)));
-        let dir = secret_scratch(&self.builder.work.path().join("secrets"))?;
+        let work = self.builder.work_dir().map_err(|e| e.to_string())?;
+        let dir = secret_scratch(&work.join("secrets"))?;
         let file = dir.path().join("secret");
         write_secret(&file, value.expose(), m.mode, m.uid, m.gid)?;
         out.guards.push(Guard::Dir(dir));
@@ -220,10 +221,11 @@ impl StageRun<'_, '_> {
             host
         } else {
             // Writes to a rw bind are discarded: they go to a scratch copy.
+            let work = b.work_dir().map_err(|e| e.to_string())?;
             let scratch = tempfile::Builder::new()
                 .prefix("bind-")
-                .tempdir_in(b.work.path())
-                .map_err(|e| format!("{}: {e}", b.work.path().display()))?;
+                .tempdir_in(work)
+                .map_err(|e| format!("{}: {e}", work.display()))?;
             let copy = scratch.path().join("src");
             if host.is_dir() {
                 crate::snapshot::copy::copy_tree(&host, &copy).map_err(|e| e.to_string())?;

@@ -152,8 +152,7 @@ impl StageRun<'_, '_> {
             if body.starts_with("#!") {
                 let host = self
                     .builder
-                    .work
-                    .path()
+                    .work_dir()?
                     .join(format!("heredoc-{}", ins.span.line_start));
                 std::fs::write(&host, body).map_err(|e| BuildError::io(&host, e))?;
                 std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o755))

@@ -399,7 +399,7 @@ impl StageRun<'_, '_> {
                 return Ok(d.clone());
             }
         }
-        let d = super::fetch::download(url, self.builder.work.path(), expected)
+        let d = super::fetch::download(url, self.builder.work_dir()?, expected)
             .map_err(|e| BuildError::at(&ins.span, &ins.original, e))?;
         self.downloads.insert(url.to_string(), d.clone());
         Ok(d)

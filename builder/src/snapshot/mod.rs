@@ -167,28 +167,86 @@ pub trait ActiveSnapshot: Send {
 }
 
 /// Opens the snapshotter of a store; `None` picks overlay when it can be mounted here and
-/// falls back to native otherwise.
+/// falls back to native otherwise. The choice (and the probe mount it needs) is made on first
+/// use, so a build that is all cache hits never mounts anything.
 pub fn open_snapshotter(
     store_root: &Path,
     kind: Option<SnapshotterKind>,
 ) -> Result<Box<dyn Snapshotter>> {
-    let base = store_root.join("snapshots");
-    let kind = match kind {
-        Some(k) => k,
-        None => match overlay::probe(&base) {
-            Ok(()) => SnapshotterKind::Overlay,
-            Err(e) => {
-                tracing::info!("overlayfs unavailable ({e}); using the native snapshotter");
-                SnapshotterKind::Native
-            }
-        },
-    };
-    Ok(match kind {
-        SnapshotterKind::Overlay => {
-            Box::new(overlay::OverlaySnapshotter::new(base.join("overlay"))?)
+    Ok(Box::new(LazySnapshotter {
+        base: store_root.join("snapshots"),
+        kind,
+        inner: std::sync::OnceLock::new(),
+    }))
+}
+
+/// Picks and opens the snapshotter on first use.
+struct LazySnapshotter {
+    base: PathBuf,
+    kind: Option<SnapshotterKind>,
+    inner: std::sync::OnceLock<std::result::Result<Box<dyn Snapshotter>, String>>,
+}
+
+impl LazySnapshotter {
+    fn get(&self) -> Result<&dyn Snapshotter> {
+        let opened = self.inner.get_or_init(|| {
+            let kind = self
+                .kind
+                .unwrap_or_else(|| match overlay::probe(&self.base) {
+                    Ok(()) => SnapshotterKind::Overlay,
+                    Err(e) => {
+                        tracing::info!("overlayfs unavailable ({e}); using the native snapshotter");
+                        SnapshotterKind::Native
+                    }
+                });
+            let opened: Result<Box<dyn Snapshotter>> = match kind {
+                SnapshotterKind::Overlay => {
+                    overlay::OverlaySnapshotter::new(self.base.join("overlay"))
+                        .map(|s| Box::new(s) as Box<dyn Snapshotter>)
+                }
+                SnapshotterKind::Native => native::NativeSnapshotter::new(self.base.join("native"))
+                    .map(|s| Box::new(s) as Box<dyn Snapshotter>),
+            };
+            opened.map_err(|e| e.to_string())
+        });
+        match opened {
+            Ok(s) => Ok(s.as_ref()),
+            Err(msg) => Err(SnapshotError::io(
+                &self.base,
+                std::io::Error::other(msg.clone()),
+            )),
         }
-        SnapshotterKind::Native => Box::new(native::NativeSnapshotter::new(base.join("native"))?),
-    })
+    }
+}
+
+impl Snapshotter for LazySnapshotter {
+    fn kind(&self) -> SnapshotterKind {
+        match self.get() {
+            Ok(s) => s.kind(),
+            Err(_) => self.kind.unwrap_or(SnapshotterKind::Native),
+        }
+    }
+
+    fn exists(&self, chain: &Digest) -> bool {
+        self.get().is_ok_and(|s| s.exists(chain))
+    }
+
+    fn apply_layer(
+        &self,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        tar: &mut dyn Read,
+    ) -> Result<Digest> {
+        self.get()?.apply_layer(parent, diff_id, tar)
+    }
+
+    fn prepare(&self, parent: Option<&Digest>) -> Result<Box<dyn ActiveSnapshot>> {
+        self.get()?.prepare(parent)
+    }
+
+    fn view(&self, chain: Option<&Digest>) -> Result<Box<dyn SnapshotView>> {
+        self.get()?.view(chain)
+    }
 }
 
 /// Committed snapshots of one kind, by chain ID.

@@ -141,18 +141,29 @@ fn mount_overlay(
             }
         });
     }
+    // `volatile` skips the syncfs of the upper filesystem at unmount: every snapshot dir is
+    // fresh and thrown away or re-read by kiln, and a sync there would wait for every dirty
+    // page on the host's filesystem (seconds after another build wrote gigabytes).
+    let volatile = CString::new(format!("{data},volatile")).expect("paths have no NUL");
     let data = CString::new(data).expect("paths have no NUL");
-    rustix::mount::mount(
-        "overlay",
-        target,
-        "overlay",
-        MountFlags::empty(),
-        data.as_c_str(),
-    )
-    .map_err(|e| SnapshotError::Mount {
-        target: target.to_path_buf(),
-        source: e.into(),
-    })
+    let mount = |d: &CString| {
+        rustix::mount::mount(
+            "overlay",
+            target,
+            "overlay",
+            MountFlags::empty(),
+            d.as_c_str(),
+        )
+    };
+    mount(&volatile)
+        .or_else(|e| {
+            tracing::debug!("overlay mount with volatile failed ({e}); retrying without");
+            mount(&data)
+        })
+        .map_err(|e| SnapshotError::Mount {
+            target: target.to_path_buf(),
+            source: e.into(),
+        })
 }
 
 /// The new mount API passes one lower dir per call (`lowerdir+`, Linux 6.8+), so the
@@ -177,6 +188,8 @@ fn mount_overlay_fsconfig(
     if in_user_namespace() {
         m::fsconfig_set_flag(&fs, "userxattr")?;
     }
+    // See mount_overlay: no syncfs at unmount. Older kernels lack it; the mount works without.
+    let _ = m::fsconfig_set_flag(&fs, "volatile");
     m::fsconfig_create(&fs)?;
     let mnt = m::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
     m::move_mount(

@@ -108,9 +108,13 @@ pub fn export(
             unpack_image(store, image, dest)
         }
         OutputSpec::Tar { dest } => {
+            let scratch = store.root().join("tmp");
+            std::fs::create_dir_all(&scratch)
+                .with_context(|| format!("creating {}", scratch.display()))?;
             let tmp = tempfile::Builder::new()
                 .prefix("export-")
-                .tempdir_in(store.root().join("tmp"))?;
+                .tempdir_in(&scratch)
+                .with_context(|| format!("creating a directory in {}", scratch.display()))?;
             unpack_image(store, image, tmp.path())?;
             with_file(dest, |w| {
                 let mut b = tar::Builder::new(w);
