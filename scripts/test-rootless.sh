@@ -6,9 +6,9 @@
 # ranges if missing, builds the test binaries as root, then runs them as that user with its
 # own HOME and TMPDIR. The binaries, the kiln binary and testdata/ only need to be readable.
 #
-#   scripts/test-rootless.sh                 # the RUN-related test targets
+#   scripts/test-rootless.sh                 # the RUN-related test targets (and lib tests)
 #   scripts/test-rootless.sh --setup-only    # only create the user and its ranges
-#   scripts/test-rootless.sh TARGET...       # e.g. build_golden sandbox_linux
+#   scripts/test-rootless.sh TARGET...       # e.g. build_golden sandbox_linux lib
 #
 # (rootless_build is not among them: it runs as root and switches users itself.)
 # CI=true is passed through, so tests that cannot run rootless fail instead of skipping.
@@ -45,49 +45,73 @@ command -v newuidmap >/dev/null || {
     exit 2
 }
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target/rootless}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
 if [ $# -gt 0 ]; then
     targets="$*"
 else
-    targets="build_golden build_features sandbox_linux sandbox_snapshot snapshot_diff"
+    # CLI tests run kiln as the user (kiln enters its namespace itself); the library tests
+    # (sandbox, snapshotters, unpack) run inside `kiln unshare`, the namespace kiln uses.
+    targets="lib build_golden build_features build_cache build_mounts run_command \
+        sandbox_linux sandbox_snapshot sandbox_attach snapshot_diff cache_store"
 fi
-
-# RUN cases copy the host's busybox into their context; do it now, the user cannot write there.
-for case in "$repo"/testdata/build/*/; do
-    if [ -e "$case/needs-busybox" ] && [ ! -e "$case/context/busybox" ]; then
-        mkdir -p "$case/context"
-        cp /bin/busybox "$case/context/busybox"
-    fi
-done
 
 cd "$repo"
 args=""
-for t in $targets; do args="$args --test $t"; done
-# Build as root, then list the test executables cargo made.
+for t in $targets; do
+    if [ "$t" = lib ]; then args="$args --lib"; else args="$args --test $t"; fi
+done
+# Build as root, then list the test executables cargo made (and the kiln binary).
 # shellcheck disable=SC2086
 cargo test --no-run --workspace $args --message-format=json-render-diagnostics >"$home/.kiln-test-build.json"
 python3 -c '
 import json, os, sys
+kiln, tests = None, []
 for line in open(sys.argv[1]):
     try:
         m = json.loads(line)
     except ValueError:
         continue
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        crate = os.path.dirname(m["manifest_path"])
-        print(m["target"]["name"], crate, m["executable"])
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    if m["profile"]["test"]:
+        tests.append((m["target"]["name"], os.path.dirname(m["manifest_path"]), m["executable"]))
+    elif m["target"]["name"] == "kiln":
+        kiln = m["executable"]
+for name, crate, exe in tests:
+    print(name, crate, exe, kiln)
 ' "$home/.kiln-test-build.json" >"$home/.kiln-test-binaries"
 
 tmp="$home/tmp"
 mkdir -p "$tmp"
 chown "$user:" "$tmp"
+# The user must reach the binaries and the repo (read-only). A CI clone may sit under a
+# private home (e.g. /root): there, let others traverse (not list) its ancestors.
+if [ "${CI:-}" = true ]; then
+    d=$repo
+    while [ "$d" != / ]; do
+        d=$(dirname "$d")
+        runuser -u "$user" -- test -x "$d" || chmod o+x "$d"
+    done
+fi
+if ! runuser -u "$user" -- test -r "$repo/testdata/build" -a -x "$CARGO_TARGET_DIR"; then
+    echo "test-rootless.sh: $user cannot read $repo or $CARGO_TARGET_DIR" >&2
+    exit 2
+fi
 status=0
-while read -r name crate exe; do
-    echo "== $name (as $user)"
+failed=""
+while read -r name crate exe kiln; do
+    case "$crate" in
+    */cli) wrap="" ;;
+    *) wrap="$kiln unshare --" ;;
+    esac
+    echo "== $name (as $user${wrap:+, in kiln unshare})"
+    # shellcheck disable=SC2086
     if ! runuser -u "$user" -- env -i PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         HOME="$home" USER="$user" TMPDIR="$tmp" CI="${CI:-}" KILN_ROOTLESS_TEST=1 \
-        sh -c 'cd "$1" && exec "$2" --test-threads=1' _ "$crate" "$exe"; then
+        sh -c 'cd "$1" && shift && exec "$@" --test-threads=1' _ "$crate" $wrap "$exe"; then
         status=1
+        failed="$failed $name"
     fi
 done <"$home/.kiln-test-binaries"
+[ $status = 0 ] || echo "test-rootless.sh: failed as $user:$failed" >&2
 exit $status

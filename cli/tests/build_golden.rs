@@ -42,17 +42,28 @@ fn extra_args(case: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The case's context. Cases marked `needs-busybox` get the host's static busybox copied in
-/// (Debian's busybox-static), to build their own base with `FROM scratch`.
-fn context_dir(case: &Path) -> PathBuf {
-    let c = case.join("context");
-    fs::create_dir_all(&c).unwrap();
+/// A scratch copy of the case's context (tests never write into the source tree, which the
+/// rootless run cannot write to). Cases marked `needs-busybox` get the host's static busybox
+/// copied in (Debian's busybox-static), to build their own base with `FROM scratch`.
+fn context_dir(case: &Path) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path();
+    let src = case.join("context");
+    if src.is_dir() {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(src.join("."))
+            .arg(c)
+            .status()
+            .expect("run cp");
+        assert!(status.success(), "copying {} failed", src.display());
+    }
     // Binary inputs (archives) are made by the case's own script, never committed.
     let generate = case.join("generate.sh");
     if generate.exists() {
         let status = Command::new("sh")
             .arg(&generate)
-            .current_dir(&c)
+            .current_dir(c)
             .status()
             .expect("run generate.sh");
         assert!(status.success(), "{} failed", generate.display());
@@ -61,7 +72,7 @@ fn context_dir(case: &Path) -> PathBuf {
         fs::copy("/bin/busybox", c.join("busybox"))
             .expect("/bin/busybox (Debian package busybox-static) is needed by RUN cases");
     }
-    c
+    tmp
 }
 
 fn kiln_build_to_layout(
@@ -70,6 +81,7 @@ fn kiln_build_to_layout(
     out: &Path,
     snapshotter: &str,
 ) -> std::process::Output {
+    let context = context_dir(case);
     Command::new(env!("CARGO_BIN_EXE_kiln"))
         .arg("--root")
         .arg(store)
@@ -82,7 +94,7 @@ fn kiln_build_to_layout(
         .args(extra_args(case))
         .arg("--output")
         .arg(format!("type=oci,dest={},tar=false", out.display()))
-        .arg(context_dir(case))
+        .arg(context.path())
         .env("SOURCE_DATE_EPOCH", "1700000000")
         .output()
         .expect("run kiln")
@@ -95,6 +107,7 @@ fn buildah_build_to_layout(case: &Path, out: &Path) -> serde_json::Value {
         "localhost/kiln-golden-{}",
         case.file_name().unwrap().to_string_lossy()
     );
+    let context = context_dir(case);
     let status = Command::new("buildah")
         .args(["build", "--isolation", "chroot", "--format", "docker", "-q"])
         .arg("-f")
@@ -102,7 +115,7 @@ fn buildah_build_to_layout(case: &Path, out: &Path) -> serde_json::Value {
         .args(extra_args(case))
         .arg("-t")
         .arg(&name)
-        .arg(context_dir(case))
+        .arg(context.path())
         .status()
         .expect("run buildah");
     assert!(

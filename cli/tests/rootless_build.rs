@@ -269,3 +269,42 @@ fn without_subordinate_ids_runs_with_a_single_id_and_one_note() {
     );
     assert!(stderr.contains("/etc/subuid"), "{stderr}");
 }
+
+/// `kiln unshare` runs a command in kiln's namespace: the user is root there, with its
+/// subordinate ids mapped, and files the namespace's ids own can be managed from it.
+#[test]
+fn unshare_runs_commands_in_the_rootless_namespace() {
+    if prerequisites().is_none() {
+        return;
+    }
+    let ws = Workspace::new();
+    let o = ws.kiln(
+        true,
+        "store",
+        &["unshare", "sh", "-c", "id -u; cat /proc/self/uid_map"],
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("0"), "{stdout}");
+    let maps: Vec<Vec<u64>> = lines
+        .map(|l| l.split_whitespace().map(|n| n.parse().unwrap()).collect())
+        .collect();
+    assert!(
+        maps.iter().any(|m| m[0] == 1 && m[2] >= 65536),
+        "subordinate ids are not mapped: {stdout}"
+    );
+    // A file owned by a subordinate id: the user cannot remove it, `kiln unshare` can.
+    let o = ws.kiln(
+        true,
+        "store",
+        &["unshare", "sh", "-c", "mkdir -p d && touch d/f && chown -R 1000:1000 d"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = ws.kiln(true, "store", &["unshare", "rm", "-r", "d"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!ws.dir.join("d").exists());
+    // Exit codes pass through.
+    let o = ws.kiln(true, "store", &["unshare", "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7));
+}

@@ -23,6 +23,7 @@ mod run;
 mod save;
 mod tag;
 mod tags;
+mod unshare;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -88,6 +89,8 @@ pub enum Command {
     Info(info::Args),
     /// Run a command in a new container from an image (always removed afterwards)
     Run(run::Args),
+    /// Run a command in the user namespace kiln uses when not root
+    Unshare(unshare::Args),
 }
 
 pub fn run(command: Command, g: &Globals) -> Result<()> {
@@ -111,6 +114,7 @@ pub fn run(command: Command, g: &Globals) -> Result<()> {
         Command::Delete(a) => delete::run(a, g),
         Command::Info(a) => info::run(a, g),
         Command::Run(a) => run::run(a, g),
+        Command::Unshare(a) => unshare::run(a),
     }
 }
 
