@@ -8,4 +8,13 @@ scripts/install-deps.sh
 cargo build --workspace --all-targets
 # The benchmark harness's own tests (it never times anything here).
 python3 -m unittest discover -s bench/tests -t bench
-cargo test --workspace --no-fail-fast
+status=0
+cargo test --workspace --no-fail-fast || status=1
+# The RUN-related suites again as a non-root user with subordinate ids (rootless kiln). It
+# needs root to create that user; elsewhere it is skipped with a note, never under CI=true.
+if [ "$(id -u)" = 0 ] || [ "${CI:-}" = true ]; then
+    scripts/test-rootless.sh || status=1
+else
+    echo "note: skipping scripts/test-rootless.sh (needs root to switch to a test user)" >&2
+fi
+exit $status

@@ -275,6 +275,9 @@ fn planted_symlinks_cannot_redirect_mounts_to_the_host() {
     let root = busybox_root();
     let victim = std::env::temp_dir().join(format!("kiln-victim-{}", std::process::id()));
     std::fs::write(&victim, b"host file\n").unwrap();
+    // The symlink's target must be creatable inside the rootfs too (TMPDIR may be deep).
+    let inside_dir = victim.parent().unwrap().strip_prefix("/").unwrap();
+    std::fs::create_dir_all(root.path().join(inside_dir)).unwrap();
     std::fs::create_dir(root.path().join("etc")).unwrap();
     std::os::unix::fs::symlink(&victim, root.path().join("etc/hosts")).unwrap();
     let (outcome, out) = run(

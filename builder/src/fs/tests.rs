@@ -193,6 +193,12 @@ fn owners_and_pax_overrides() {
         .owned("b", 0o644, 1, 1, 1)
         .bytes();
     apply_both(&[layer], UnpackOptions::default(), |tmp, res| {
+        if crate::fs::idmap::in_user_namespace() {
+            // Rootless: uid 2000000 is beyond the subordinate ranges, an error naming it.
+            let err = res.unwrap_err().to_string();
+            assert!(err.contains("\"b\"") && err.contains("uid 2000000"), "{err}");
+            return;
+        }
         res.unwrap();
         let a = std::fs::metadata(tmp.join("root/a")).unwrap();
         assert_eq!((a.uid(), a.gid(), a.mtime()), (1234, 5678, 1_500_000_000));
@@ -203,12 +209,12 @@ fn owners_and_pax_overrides() {
     let map = IdMap {
         uids: vec![IdRange {
             container: 0,
-            host: 100_000,
+            host: 10_000,
             size: 65536,
         }],
         gids: vec![IdRange {
             container: 0,
-            host: 200_000,
+            host: 20_000,
             size: 65536,
         }],
     };
@@ -220,7 +226,7 @@ fn owners_and_pax_overrides() {
     apply_both(&[layer], opts.clone(), |tmp, res| {
         res.unwrap();
         let a = std::fs::metadata(tmp.join("root/a")).unwrap();
-        assert_eq!((a.uid(), a.gid()), (100_012, 200_034));
+        assert_eq!((a.uid(), a.gid()), (10_012, 20_034));
     });
     let layer = Layer::new().owned("a", 0o640, 70000, 0, 1).bytes();
     apply_both(&[layer], opts, |_, res| {
@@ -312,10 +318,13 @@ fn overlay_form_whiteouts() {
         ));
         assert_eq!(m.rdev(), 0);
         let x = meta::read_xattrs(&tmp.join("root/var")).unwrap();
-        assert!(
-            x.contains(&("trusted.overlay.opaque".into(), b"y".to_vec())),
-            "{x:?}"
-        );
+        // Rootless overlay (userxattr) reads the user.* form of the marker.
+        let name = if crate::fs::idmap::in_user_namespace() {
+            "user.overlay.opaque"
+        } else {
+            "trusted.overlay.opaque"
+        };
+        assert!(x.contains(&(name.into(), b"y".to_vec())), "{x:?}");
     });
 }
 
@@ -326,7 +335,14 @@ fn device_nodes_when_root() {
     }
     let layer = Layer::new().char_dev("dev/null", 1, 3).bytes();
     apply_both(&[layer], UnpackOptions::default(), |tmp, res| {
-        assert_eq!(res.unwrap().devices, 1);
+        let stats = res.unwrap();
+        if crate::fs::idmap::in_user_namespace() {
+            // A user namespace may not make device nodes: skipped and counted, as rootless
+            // Docker and buildah do.
+            assert_eq!((stats.devices, stats.skipped_devices), (0, 1));
+            return;
+        }
+        assert_eq!(stats.devices, 1);
         let m = std::fs::symlink_metadata(tmp.join("root/dev/null")).unwrap();
         assert_eq!(m.rdev(), rustix::fs::makedev(1, 3));
     });
