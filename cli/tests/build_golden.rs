@@ -87,6 +87,8 @@ fn kiln_build_to_layout(
         .arg(store)
         .arg("build")
         .arg("-q")
+        // Names the layout's manifest `latest`, for umoci and buildah to read it by tag.
+        .args(["-t", "kiln-golden:latest"])
         .arg("--snapshotter")
         .arg(snapshotter)
         .arg("-f")
@@ -165,6 +167,19 @@ fn without_buildah_mount_points(tree: &str) -> String {
         .collect()
 }
 
+/// The lines only one side has, `-` for `a` and `+` for `b`.
+fn line_diff(a: &str, b: &str) -> String {
+    let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let mut out = String::new();
+    for l in la.iter().filter(|l| !lb.contains(l)) {
+        out.push_str(&format!("- {l}\n"));
+    }
+    for l in lb.iter().filter(|l| !la.contains(l)) {
+        out.push_str(&format!("+ {l}\n"));
+    }
+    out
+}
+
 fn store_snapshot(store: &Path) -> Vec<String> {
     let mut v: Vec<String> = walkdir::WalkDir::new(store)
         .into_iter()
@@ -179,8 +194,13 @@ fn store_snapshot(store: &Path) -> Vec<String> {
 #[test]
 fn build_cases_match_buildah_goldens() {
     let update = std::env::var_os("KILN_UPDATE_GOLDEN").is_some();
+    // KILN_GOLDEN_CASE=NAME limits the run (and a regeneration) to the cases containing NAME.
+    let only = std::env::var("KILN_GOLDEN_CASE").unwrap_or_default();
     let mut failures = Vec::new();
     for case in cases("build") {
+        if !case.file_name().unwrap().to_string_lossy().contains(&only) {
+            continue;
+        }
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("out");
         let expected = case.join("expected");
@@ -212,9 +232,97 @@ fn build_cases_match_buildah_goldens() {
                 continue;
             }
             compare(&case, &expected, &out, snapshotter, &mut failures);
+            if snapshotter == "overlay" {
+                peers_read_the_same_tree(&case, &expected, &out, &mut failures);
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// umoci and buildah unpack kiln's layout to the tree kiln itself flattens from its layers
+/// (the expected tree). Needs root to keep owners, so the rootless run leaves it to the rootful.
+fn peers_read_the_same_tree(case: &Path, expected: &Path, out: &Path, failures: &mut Vec<String>) {
+    if !rustix::process::geteuid().is_root() || std::env::var_os("KILN_ROOTLESS_TEST").is_some() {
+        return;
+    }
+    let want = fs::read_to_string(expected.join("tree.txt")).unwrap_or_default();
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    // `raw unpack`: the rootfs only (the full bundle also needs the image's USER in passwd).
+    let o = Command::new("umoci")
+        .args(["raw", "unpack", "--image"])
+        .arg(format!("{}:latest", out.display()))
+        .arg(&bundle)
+        .output()
+        .expect("umoci (Debian package umoci) is needed");
+    if !o.status.success() {
+        failures.push(format!(
+            "{}: umoci unpack of kiln's layout failed: {}",
+            case.display(),
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    } else {
+        let got = tree::dir_tree(&bundle);
+        if got != want {
+            failures.push(format!(
+                "{}: umoci reads kiln's layers differently (- kiln, + umoci)\n{}",
+                case.display(),
+                line_diff(&want, &got)
+            ));
+        }
+    }
+    // `buildah from` runs an image's ONBUILD triggers (in the test's directory): not a read.
+    let config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(expected.join("config.json")).unwrap()).unwrap();
+    if config["OnBuild"].as_array().is_some_and(|t| !t.is_empty()) {
+        return;
+    }
+    let case_name = case.file_name().unwrap().to_string_lossy();
+    let name = format!("kiln-golden-read-{}-{case_name}", std::process::id());
+    // buildah names the image after the layout's path, which must be lower case.
+    let link = std::env::temp_dir().join(&name);
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(out, &link).unwrap();
+    let from = Command::new("buildah")
+        .args(["from", "--pull-never", "--name", &name])
+        .arg(format!("oci:{}:latest", link.display()))
+        .output()
+        .expect("run buildah");
+    let _ = fs::remove_file(&link);
+    if !from.status.success() {
+        failures.push(format!(
+            "{}: buildah from kiln's layout failed: {}",
+            case.display(),
+            String::from_utf8_lossy(&from.stderr)
+        ));
+        return;
+    }
+    let image = Command::new("buildah")
+        .args(["inspect", "--format", "{{.FromImageID}}", &name])
+        .output()
+        .unwrap();
+    let image = String::from_utf8_lossy(&image.stdout).trim().to_string();
+    let mount = Command::new("buildah")
+        .args(["mount", &name])
+        .output()
+        .unwrap();
+    let dir = String::from_utf8_lossy(&mount.stdout).trim().to_string();
+    let got = mount
+        .status
+        .success()
+        .then(|| tree::dir_tree(Path::new(&dir)));
+    let _ = Command::new("buildah").args(["rm", &name]).output();
+    let _ = Command::new("buildah").args(["rmi", "-f", &image]).output();
+    match got {
+        Some(got) if got == want => {}
+        Some(got) => failures.push(format!(
+            "{}: buildah reads kiln's layers differently (- kiln, + buildah)\n{}",
+            case.display(),
+            line_diff(&want, &got)
+        )),
+        None => failures.push(format!("{}: buildah mount failed", case.display())),
+    }
 }
 
 fn compare(
@@ -229,8 +337,9 @@ fn compare(
         let want_tree = fs::read_to_string(expected.join("tree.txt")).unwrap_or_default();
         if got_tree != want_tree {
             failures.push(format!(
-                "{} ({snapshotter}): file tree differs from buildah's\n--- buildah\n{want_tree}--- kiln\n{got_tree}",
-                case.display()
+                "{} ({snapshotter}): file tree differs from buildah's (- buildah, + kiln)\n{}",
+                case.display(),
+                line_diff(&want_tree, &got_tree)
             ));
         }
         let got_cfg = tree::config_summary(out, None);

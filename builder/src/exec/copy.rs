@@ -310,17 +310,14 @@ pub fn write_archive(
         let path = format!("{}/{rel}", dest_dir.trim_end_matches('/'));
         let path = path.trim_start_matches('/').to_string();
         let h = entry.header().clone();
-        let (uid, gid) = match owner {
-            Some((u, g)) => (u as u64, g as u64),
-            None => (h.uid().unwrap_or(0), h.gid().unwrap_or(0)),
-        };
-        let meta = EntryMeta {
-            mode: h.mode().unwrap_or(0o644) & 0o7777,
-            uid,
-            gid,
-            mtime: h.mtime().unwrap_or(0) as i64,
-            xattrs: Default::default(),
-        };
+        // PAX records override the header (large ids, exact mtimes) and carry xattrs such as
+        // security.capability, which ADD keeps as Docker and buildah do.
+        let read = crate::fs::unpack::entry_meta(&mut entry, std::path::Path::new(&raw))
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        let mut meta = EntryMeta::from(&read);
+        if let Some((u, g)) = owner {
+            (meta.uid, meta.gid) = (u as u64, g as u64);
+        }
         let kind = h.entry_type();
         if kind.is_dir() {
             writer.add_dir(&path, &meta)?;

@@ -104,13 +104,7 @@ pub struct LayerSink<'w> {
 }
 
 fn meta(m: &crate::fs::EntryMeta) -> TarMeta {
-    TarMeta {
-        mode: m.mode,
-        uid: m.uid as u64,
-        gid: m.gid as u64,
-        mtime: m.mtime.secs,
-        xattrs: m.xattrs.iter().cloned().collect(),
-    }
+    TarMeta::from(m)
 }
 
 fn name(p: &Path) -> io::Result<&str> {
@@ -149,9 +143,9 @@ impl DiffSink for LayerSink<'_> {
             .map_err(io_err)
     }
 
-    fn hardlink(&mut self, path: &Path, target: &Path) -> io::Result<()> {
+    fn hardlink(&mut self, path: &Path, target: &Path, m: &crate::fs::EntryMeta) -> io::Result<()> {
         self.writer
-            .add_hardlink(name(path)?, &TarMeta::default(), name(target)?)
+            .add_hardlink(name(path)?, &meta(m), name(target)?)
             .map_err(io_err)
     }
 

@@ -341,9 +341,9 @@ impl DiffSink for MountPointFilter<'_> {
         self.passed += 1;
         self.inner.symlink(path, target, meta)
     }
-    fn hardlink(&mut self, path: &Path, target: &Path) -> io::Result<()> {
+    fn hardlink(&mut self, path: &Path, target: &Path, meta: &EntryMeta) -> io::Result<()> {
         self.passed += 1;
-        self.inner.hardlink(path, target)
+        self.inner.hardlink(path, target, meta)
     }
     fn device(&mut self, path: &Path, kind: DeviceKind, meta: &EntryMeta) -> io::Result<()> {
         self.passed += 1;

@@ -196,7 +196,10 @@ fn owners_and_pax_overrides() {
         if crate::fs::idmap::in_user_namespace() {
             // Rootless: uid 2000000 is beyond the subordinate ranges, an error naming it.
             let err = res.unwrap_err().to_string();
-            assert!(err.contains("\"b\"") && err.contains("uid 2000000"), "{err}");
+            assert!(
+                err.contains("\"b\"") && err.contains("uid 2000000"),
+                "{err}"
+            );
             return;
         }
         res.unwrap();

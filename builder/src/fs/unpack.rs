@@ -510,7 +510,7 @@ fn open_nofollow_dir(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd
 
 /// Mode, owner (PAX `uid`/`gid` override the header), mtime (PAX `mtime` keeps nanoseconds)
 /// and xattrs (PAX `SCHILY.xattr.*`) of an entry.
-fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>, raw: &Path) -> Result<EntryMeta> {
+pub(crate) fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>, raw: &Path) -> Result<EntryMeta> {
     let h = entry.header();
     let mut meta = EntryMeta {
         mode: h.mode().unwrap_or(0o644) & 0o7777,

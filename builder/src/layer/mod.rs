@@ -74,3 +74,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests;
+
+/// A file's metadata as read from disk or a tar entry, as the writer records it.
+impl From<&crate::fs::EntryMeta> for EntryMeta {
+    fn from(m: &crate::fs::EntryMeta) -> Self {
+        EntryMeta {
+            mode: m.mode,
+            uid: m.uid as u64,
+            gid: m.gid as u64,
+            mtime: m.mtime.secs,
+            xattrs: m.xattrs.iter().cloned().collect(),
+        }
+    }
+}

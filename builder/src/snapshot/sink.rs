@@ -29,8 +29,9 @@ pub trait DiffSink {
         data: &mut dyn Read,
     ) -> io::Result<()>;
     fn symlink(&mut self, path: &Path, target: &Path, meta: &EntryMeta) -> io::Result<()>;
-    /// `path` is another name of the file already emitted as `target` in this diff.
-    fn hardlink(&mut self, path: &Path, target: &Path) -> io::Result<()>;
+    /// `path` is another name of the file already emitted as `target` in this diff; `meta`
+    /// is that file's (tar readers such as containers/storage apply a link entry's mode).
+    fn hardlink(&mut self, path: &Path, target: &Path, meta: &EntryMeta) -> io::Result<()>;
     fn device(&mut self, path: &Path, kind: DeviceKind, meta: &EntryMeta) -> io::Result<()>;
     /// `path` was deleted.
     fn whiteout(&mut self, path: &Path) -> io::Result<()>;
@@ -96,7 +97,7 @@ impl DiffSink for RecordingSink {
             .push(Change::Symlink(path.into(), target.into(), meta.clone()));
         Ok(())
     }
-    fn hardlink(&mut self, path: &Path, target: &Path) -> io::Result<()> {
+    fn hardlink(&mut self, path: &Path, target: &Path, _meta: &EntryMeta) -> io::Result<()> {
         self.changes
             .push(Change::Hardlink(path.into(), target.into()));
         Ok(())
@@ -181,9 +182,8 @@ impl<W: Write> DiffSink for TarSink<W> {
         let mut h = self.header(tar::EntryType::Symlink, meta)?;
         self.builder.append_link(&mut h, path, target)
     }
-    fn hardlink(&mut self, path: &Path, target: &Path) -> io::Result<()> {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Link);
+    fn hardlink(&mut self, path: &Path, target: &Path, meta: &EntryMeta) -> io::Result<()> {
+        let mut h = self.header(tar::EntryType::Link, meta)?;
         h.set_size(0);
         self.builder.append_link(&mut h, path, target)
     }

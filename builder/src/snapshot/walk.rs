@@ -126,14 +126,14 @@ impl<'s> Emitter<'s> {
         }
         self.flush()?;
         self.stats.entries += 1;
+        let meta = entry_meta(host, st)?;
         if ft == FileType::RegularFile && st.st_nlink > 1 {
             let key = (st.st_dev, st.st_ino);
             if let Some(first) = self.links.get(&key) {
-                return self.sink.hardlink(rel, first).map_err(sink_err(rel));
+                return self.sink.hardlink(rel, first, &meta).map_err(sink_err(rel));
             }
             self.links.insert(key, rel.to_path_buf());
         }
-        let meta = entry_meta(host, st)?;
         match ft {
             FileType::RegularFile => {
                 let fd = rfs::open(

@@ -235,3 +235,70 @@ fn apply_layer(files: &mut BTreeMap<String, Entry>, reader: Box<dyn Read>) {
     }
     files.extend(added);
 }
+
+/// The same listing for an unpacked root filesystem (what umoci or buildah made of a layout),
+/// so that their reading of kiln's layers can be compared with kiln's own.
+pub fn dir_tree(root: &Path) -> String {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = String::new();
+    let mut paths: Vec<_> = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .collect();
+    paths.sort_by_key(|p| clean(p.strip_prefix(root).unwrap()));
+    for p in paths {
+        let m = fs::symlink_metadata(&p).unwrap();
+        let t = m.file_type();
+        let (kind, detail) = if t.is_dir() {
+            ('d', "-".to_string())
+        } else if t.is_symlink() {
+            let target = fs::read_link(&p).unwrap();
+            ('l', format!("-> {}", target.to_string_lossy()))
+        } else if t.is_file() {
+            let data = fs::read(&p).unwrap();
+            let h = hex::encode(Sha256::digest(&data));
+            ('f', format!("{} {}", data.len(), &h[..16]))
+        } else if t.is_char_device() || t.is_block_device() {
+            let c = if t.is_char_device() { 'c' } else { 'b' };
+            let (major, minor) = (libc::major(m.rdev()), libc::minor(m.rdev()));
+            (c, format!("{major},{minor}"))
+        } else if t.is_fifo() {
+            ('p', "-".to_string())
+        } else {
+            continue;
+        };
+        out.push_str(&format!(
+            "{kind} {:04o} {}:{} {detail} /{}\n",
+            m.mode() & 0o7777,
+            m.uid(),
+            m.gid(),
+            clean(p.strip_prefix(root).unwrap())
+        ));
+        for x in xattrs(&p) {
+            out.push_str(&format!("  xattr {x}\n"));
+        }
+    }
+    out
+}
+
+/// `name=hex(value)` for each xattr of `p` (not following symlinks), sorted.
+fn xattrs(p: &Path) -> Vec<String> {
+    let mut names = vec![0u8; 4096];
+    let n = match rustix::fs::llistxattr(p, &mut names) {
+        Ok(n) => n,
+        Err(_) => return Vec::new(),
+    };
+    let mut out: Vec<String> = names[..n]
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            let name = String::from_utf8_lossy(name).to_string();
+            let mut value = vec![0u8; 4096];
+            let len = rustix::fs::lgetxattr(p, name.as_str(), &mut value).unwrap();
+            format!("{name}={}", hex::encode(&value[..len]))
+        })
+        .collect();
+    out.sort();
+    out
+}
