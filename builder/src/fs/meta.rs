@@ -58,9 +58,29 @@ impl EntryMeta {
 
 /// All extended attributes of `path` (not followed), sorted by name.
 pub fn read_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+    collect_xattrs(
+        |buf| rfs::llistxattr(path, buf),
+        |name, buf| rfs::lgetxattr(path, name, buf),
+    )
+}
+
+/// All extended attributes of the open file `fd`, sorted by name.
+pub fn read_xattrs_fd(fd: BorrowedFd<'_>) -> io::Result<Vec<(String, Vec<u8>)>> {
+    collect_xattrs(
+        |buf| rfs::flistxattr(fd, buf),
+        |name, buf| rfs::fgetxattr(fd, name, buf),
+    )
+}
+
+/// Lists the names with `list` and reads each with `get`, growing buffers on `ERANGE`; a
+/// filesystem without xattrs has none, a name removed meanwhile is skipped.
+fn collect_xattrs(
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    get: impl Fn(&str, &mut [u8]) -> rustix::io::Result<usize>,
+) -> io::Result<Vec<(String, Vec<u8>)>> {
     let mut names = vec![0u8; 1024];
     let len = loop {
-        match rfs::llistxattr(path, &mut names[..]) {
+        match list(&mut names[..]) {
             Ok(n) => break n,
             Err(rustix::io::Errno::RANGE) => names.resize(names.len() * 4, 0),
             Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
@@ -72,7 +92,7 @@ pub fn read_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
         let name = String::from_utf8_lossy(name).into_owned();
         let mut value = vec![0u8; 256];
         let n = loop {
-            match rfs::lgetxattr(path, name.as_str(), &mut value[..]) {
+            match get(name.as_str(), &mut value[..]) {
                 Ok(n) => break Some(n),
                 Err(rustix::io::Errno::RANGE) => value.resize(value.len() * 4, 0),
                 Err(rustix::io::Errno::NODATA) => break None,

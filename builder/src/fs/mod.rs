@@ -5,12 +5,15 @@
 //! - [`unpack`]: apply an OCI layer tar onto a directory (whiteouts, hardlinks, xattrs,
 //!   devices, owners), rejecting or confining hostile entries.
 //! - [`meta`]: entry metadata (mode, owner, mtime, xattrs), read and applied.
+//! - [`parents`]: what the layers below hold at a directory a layer needs but does not list.
 //! - [`idmap`]: the user namespace kiln runs in (rootless), which decides how owners and
 //!   overlay xattrs are written.
 
 pub mod error;
 pub mod idmap;
 pub mod meta;
+pub mod parents;
+mod pending;
 pub mod root;
 pub mod unpack;
 

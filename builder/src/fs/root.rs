@@ -67,6 +67,20 @@ impl Root {
     /// Opens the directory `rel` (resolved inside the root, symlinks followed inside it),
     /// creating missing components with mode 0755 when `create` is set.
     pub fn open_dir(&self, rel: &Path, create: bool) -> io::Result<OwnedFd> {
+        if create {
+            self.resolve_dir(rel, Some(&mut plain_mkdir))
+        } else {
+            self.resolve_dir(rel, None)
+        }
+    }
+
+    /// As [`Root::open_dir`] with creation, each missing component made by `make`.
+    pub fn open_dir_making(&self, rel: &Path, make: &mut MakeDir<'_>) -> io::Result<OwnedFd> {
+        self.resolve_dir(rel, Some(make))
+    }
+
+    fn resolve_dir(&self, rel: &Path, make: Option<&mut MakeDir<'_>>) -> io::Result<OwnedFd> {
+        let create = make.is_some();
         if rel.as_os_str().is_empty() || rel == Path::new(".") {
             return rfs::openat(
                 &self.fd,
@@ -95,7 +109,7 @@ impl Root {
                 Err(e) => return Err(e.into()),
             }
         }
-        self.walk(rel, create)
+        self.walk(rel, make)
     }
 
     /// Splits `rel` into its parent directory (opened, resolved inside the root) and its final
@@ -106,6 +120,20 @@ impl Root {
         };
         let parent = rel.parent().unwrap_or(Path::new(""));
         Ok(Some((self.open_dir(parent, create)?, name.to_os_string())))
+    }
+
+    /// As [`Root::open_parent`] with creation, each missing component made by `make`.
+    pub fn open_parent_making(
+        &self,
+        rel: &Path,
+        make: &mut MakeDir<'_>,
+    ) -> io::Result<Option<(OwnedFd, OsString)>> {
+        let Some(name) = rel.file_name() else {
+            return Ok(None);
+        };
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let fd = self.open_dir_making(parent, make)?;
+        Ok(Some((fd, name.to_os_string())))
     }
 
     /// Opens `rel` as an `O_PATH` descriptor, following symlinks (the final one too) inside
@@ -154,27 +182,35 @@ impl Root {
         Err(io::Error::from_raw_os_error(libc::ELOOP))
     }
 
-    fn walk(&self, rel: &Path, create: bool) -> io::Result<OwnedFd> {
+    fn walk(&self, rel: &Path, mut make: Option<&mut MakeDir<'_>>) -> io::Result<OwnedFd> {
         let mut stack: Vec<OwnedFd> = Vec::new();
+        // The names of `stack`'s directories: where a missing component lands in the root.
+        let mut resolved: Vec<OsString> = Vec::new();
         let mut pending: VecDeque<OsString> = components(rel).collect();
         let mut links = 0;
         while let Some(name) = pending.pop_front() {
             if name == ".." {
                 stack.pop();
+                resolved.pop();
                 continue;
             }
             let cur = stack.last().map(|f| f.as_fd()).unwrap_or(self.fd.as_fd());
-            let st = match rfs::statat(cur, &name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => st,
-                Err(rustix::io::Errno::NOENT) if create => {
-                    match rfs::mkdirat(cur, &name, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                        Err(e) => return Err(e.into()),
+            let st = match (
+                rfs::statat(cur, &name, AtFlags::SYMLINK_NOFOLLOW),
+                make.as_deref_mut(),
+            ) {
+                (Ok(st), _) => st,
+                (Err(rustix::io::Errno::NOENT), Some(make)) => {
+                    let at: PathBuf = resolved.iter().chain([&name]).collect();
+                    match make(cur, &name, &at) {
+                        // Someone else made it meanwhile: go on through what is there.
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                        res => res?,
                     }
                     pending.push_front(name);
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                (Err(e), _) => return Err(e.into()),
             };
             match FileType::from_raw_mode(st.st_mode) {
                 FileType::Symlink => {
@@ -186,6 +222,7 @@ impl Root {
                     let target = Path::new(OsStr::from_bytes(target.as_bytes()));
                     if target.is_absolute() {
                         stack.clear();
+                        resolved.clear();
                     }
                     for c in components(target).collect::<Vec<_>>().into_iter().rev() {
                         pending.push_front(c);
@@ -199,6 +236,7 @@ impl Root {
                         Mode::empty(),
                     )?;
                     stack.push(fd);
+                    resolved.push(name);
                 }
                 _ => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
             }
@@ -208,6 +246,17 @@ impl Root {
             None => self.open_dir(Path::new(""), false),
         }
     }
+}
+
+/// Makes a missing directory while a path is resolved with creation: `parent` is open, `name`
+/// is the directory to make and the path is where it lands inside the root, symlinks already
+/// resolved (the unpacker looks that path up in the layers below). `EEXIST` means someone
+/// else made it meanwhile; the resolution goes on through what is there.
+pub type MakeDir<'a> = dyn FnMut(BorrowedFd<'_>, &OsStr, &Path) -> io::Result<()> + 'a;
+
+/// What a missing component gets by default: a directory with mode 0755, owned by the caller.
+pub fn plain_mkdir(parent: BorrowedFd<'_>, name: &OsStr, _at: &Path) -> io::Result<()> {
+    rfs::mkdirat(parent, name, Mode::from_raw_mode(0o755)).map_err(Into::into)
 }
 
 /// Path components as names, dropping the root, `.` and empty parts; `..` is kept as a name.
@@ -329,6 +378,28 @@ mod tests {
                 r.open_path(Path::new("etc/out")).is_err(),
                 "host /etc/passwd reached"
             );
+        }
+    }
+
+    #[test]
+    fn missing_components_are_made_where_they_land_in_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        symlink("/made", root.join("abs")).unwrap();
+        symlink("../../..", root.join("up")).unwrap();
+        for r in both(&root) {
+            let mut made = Vec::new();
+            let mut make = |dir: BorrowedFd<'_>, name: &OsStr, at: &Path| {
+                made.push(at.to_path_buf());
+                plain_mkdir(dir, name, at)
+            };
+            r.open_dir_making(Path::new("abs/x"), &mut make).unwrap();
+            r.open_dir_making(Path::new("up/y/z"), &mut make).unwrap();
+            assert_eq!(made, ["made", "made/x", "y", "y/z"].map(PathBuf::from));
+            assert!(root.join("made/x").is_dir() && root.join("y/z").is_dir());
+            std::fs::remove_dir_all(root.join("made")).unwrap();
+            std::fs::remove_dir_all(root.join("y")).unwrap();
         }
     }
 

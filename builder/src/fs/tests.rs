@@ -75,6 +75,26 @@ impl Layer {
         self.0.append(&h, &b"hi"[..]).unwrap();
         self
     }
+    pub(crate) fn owned_dir(
+        &mut self,
+        name: &str,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        mtime: u64,
+    ) -> &mut Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(mtime);
+        h.set_size(0);
+        h.set_cksum();
+        self.0.append(&h, &[][..]).unwrap();
+        self
+    }
     pub(crate) fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
         self.0
             .append_pax_extensions(records.iter().copied())
@@ -459,5 +479,218 @@ fn whiteout_through_symlink_cannot_delete_outside() {
     apply_both(&[layer], UnpackOptions::default(), |_, res| {
         res.unwrap();
         assert!(outside.path().join("precious").exists());
+    });
+}
+
+// ---- directories a layer needs but does not list ----
+
+/// Mode (with setgid/sticky), owner and mtime of `path`, not followed.
+fn dir_meta(path: &Path) -> (u32, u32, u32, i64) {
+    let m = std::fs::symlink_metadata(path).unwrap();
+    assert!(m.is_dir(), "{}", path.display());
+    (m.permissions().mode() & 0o7777, m.uid(), m.gid(), m.mtime())
+}
+
+/// A lower dir as the overlay snapshotter leaves one: `layer` unpacked in overlay form.
+fn lower(dir: &Path, layer: Vec<u8>) -> std::path::PathBuf {
+    std::fs::create_dir(dir).unwrap();
+    let opts = UnpackOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        ..Default::default()
+    };
+    unpack_layer(&layer[..], dir, opts).unwrap();
+    dir.to_path_buf()
+}
+
+fn with_parents(parents: Vec<std::path::PathBuf>) -> UnpackOptions {
+    UnpackOptions {
+        whiteouts: WhiteoutMode::Overlay,
+        parents,
+        ..Default::default()
+    }
+}
+
+/// Newer than any mtime the test layers carry: the directory got the time it was made.
+const RECENT: i64 = 1_700_000_000;
+
+#[test]
+fn implicit_parents_copy_the_first_lower_dir_that_has_them() {
+    if !require_root("implicit parent owner test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let top = lower(
+        &tmp.path().join("top"),
+        Layer::new().dir("other/", 0o755).bytes(),
+    );
+    let mid = lower(
+        &tmp.path().join("mid"),
+        Layer::new()
+            .pax(&[("SCHILY.xattr.user.note", b"mid")])
+            .owned_dir("a/", 0o2750, 2000, 3000, 1_500_000_000)
+            .bytes(),
+    );
+    let bottom = lower(
+        &tmp.path().join("bottom"),
+        Layer::new()
+            .owned_dir("a/", 0o700, 1, 1, 1)
+            .owned_dir("a/b/", 0o1777, 4000, 4000, 1_400_000_000)
+            .bytes(),
+    );
+    let layer = Layer::new().file("a/b/c/file", 0o644, b"x").bytes();
+    let opts = with_parents(vec![top, mid, bottom]);
+    apply_both(&[layer], opts, |tmp, res| {
+        res.unwrap();
+        let root = tmp.join("root");
+        // Set after `b` was made in it, and `c` in `b`.
+        assert_eq!(
+            dir_meta(&root.join("a")),
+            (0o2750, 2000, 3000, 1_500_000_000)
+        );
+        let x = meta::read_xattrs(&root.join("a")).unwrap();
+        assert_eq!(x, vec![("user.note".to_string(), b"mid".to_vec())]);
+        assert_eq!(
+            dir_meta(&root.join("a/b")),
+            (0o1777, 4000, 4000, 1_400_000_000)
+        );
+        let (mode, uid, gid, mtime) = dir_meta(&root.join("a/b/c"));
+        assert_eq!((mode, uid, gid), (0o755, 0, 0), "no lower dir has a/b/c");
+        assert!(mtime > RECENT, "{mtime}");
+        assert_eq!(std::fs::read(root.join("a/b/c/file")).unwrap(), b"x");
+    });
+}
+
+#[test]
+fn lower_symlinks_whiteouts_and_opaque_dirs_end_the_lookup() {
+    if !require_root("overlay-form lower dirs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mid = lower(
+        &tmp.path().join("mid"),
+        Layer::new()
+            .owned_dir("a/", 0o750, 2000, 2000, 1_500_000_000)
+            .file("a/.wh..wh..opq", 0o644, b"")
+            .symlink("s", "a")
+            .file(".wh.w", 0o644, b"")
+            .bytes(),
+    );
+    let bottom = lower(
+        &tmp.path().join("bottom"),
+        Layer::new()
+            .owned_dir("a/", 0o700, 1, 1, 1)
+            .owned_dir("a/b/", 0o700, 4000, 4000, 1)
+            .owned_dir("s/", 0o700, 4000, 4000, 1)
+            .owned_dir("s/t/", 0o700, 4000, 4000, 1)
+            .owned_dir("w/", 0o700, 4000, 4000, 1)
+            .bytes(),
+    );
+    let layer = Layer::new()
+        .file("a/b/f", 0o644, b"")
+        .file("s/t/f", 0o644, b"")
+        .file("w/f", 0o644, b"")
+        .bytes();
+    apply_both(&[layer], with_parents(vec![mid, bottom]), |tmp, res| {
+        res.unwrap();
+        let root = tmp.join("root");
+        assert_eq!(
+            dir_meta(&root.join("a")),
+            (0o750, 2000, 2000, 1_500_000_000)
+        );
+        // The lower dir's opaque marker is its own: copied, it would hide `bottom`'s a/*.
+        assert_eq!(meta::read_xattrs(&root.join("a")).unwrap(), vec![]);
+        // Under the opaque a/, behind the symlink s (overlay cannot follow it, see
+        // parents.rs) and under the whiteout w, the lower layers' dirs are hidden.
+        for hidden in ["a/b", "s", "s/t", "w"] {
+            let (mode, uid, gid, _) = dir_meta(&root.join(hidden));
+            assert_eq!((mode, uid, gid), (0o755, 0, 0), "{hidden}");
+        }
+    });
+}
+
+#[test]
+fn lookups_in_lower_dirs_stay_inside_them() {
+    if !require_root("implicit parent owner test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(outside.join("y")).unwrap();
+    for d in [&outside, &outside.join("y")] {
+        std::os::unix::fs::chown(d, Some(4242), Some(4242)).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let parent = lower(
+        &tmp.path().join("parent"),
+        Layer::new()
+            .symlink("rel", "../outside")
+            .symlink("abs", outside.to_str().unwrap())
+            .bytes(),
+    );
+    let before = dir_meta(&outside.join("y"));
+
+    let layer = Layer::new()
+        .file("rel/y/f", 0o644, b"")
+        .file("abs/y/f", 0o644, b"")
+        .bytes();
+    apply_both(&[layer], with_parents(vec![parent.clone()]), |tmp, res| {
+        res.unwrap();
+        for dir in ["rel", "rel/y", "abs", "abs/y"] {
+            let (mode, uid, gid, _) = dir_meta(&tmp.join("root").join(dir));
+            assert_eq!((mode, uid, gid), (0o755, 0, 0), "{dir} copied from outside");
+        }
+    });
+    let layer = Layer::new().file("../outside/y/f", 0o644, b"").bytes();
+    apply_both(&[layer], with_parents(vec![parent.clone()]), |_, res| {
+        assert!(matches!(res, Err(FsError::ParentComponent { .. })));
+    });
+    assert!(!outside.join("y/f").exists());
+    assert_eq!(dir_meta(&outside.join("y")), before);
+    for hostile in ["../outside", "/outside", "rel/../../outside"] {
+        let res = super::parents::lower_dir_meta(std::slice::from_ref(&parent), Path::new(hostile));
+        assert!(res.is_err(), "{hostile}: {res:?}");
+    }
+}
+
+#[test]
+fn directories_the_layer_writes_into_without_listing_keep_their_mtime() {
+    let lower = Layer::new()
+        .dir("d/", 0o755)
+        .dir("e/", 0o755)
+        .file("e/gone", 0o644, b"")
+        .dir("o/", 0o755)
+        .file("o/old", 0o644, b"")
+        .bytes();
+    let upper = Layer::new()
+        .file("d/sub/new", 0o644, b"")
+        .file("e/.wh.gone", 0o644, b"")
+        .file("o/.wh..wh..opq", 0o644, b"")
+        .bytes();
+    apply_both(&[lower, upper], UnpackOptions::default(), |tmp, res| {
+        res.unwrap();
+        let root = tmp.join("root");
+        assert!(!root.join("e/gone").exists() && !root.join("o/old").exists());
+        for dir in ["d", "e", "o"] {
+            assert_eq!(dir_meta(&root.join(dir)).3, 1_600_000_000, "{dir}");
+        }
+        assert!(dir_meta(&root.join("d/sub")).3 > RECENT);
+    });
+}
+
+#[test]
+fn a_directory_listed_after_it_was_needed_takes_its_own_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let parent = lower(
+        &tmp.path().join("parent"),
+        Layer::new().dir("a/", 0o700).bytes(),
+    );
+    let layer = Layer::new()
+        .file("a/f", 0o644, b"")
+        .owned_dir("a/", 0o751, 0, 0, 1_000_000_000)
+        .bytes();
+    apply_both(&[layer], with_parents(vec![parent]), |tmp, res| {
+        res.unwrap();
+        let (mode, _, _, mtime) = dir_meta(&tmp.join("root/a"));
+        assert_eq!((mode, mtime), (0o751, 1_000_000_000));
     });
 }

@@ -6,7 +6,7 @@
 //! point at an entry already inside the root, and the final component is never followed.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -18,6 +18,8 @@ use tar::EntryType;
 
 use super::error::{FsError, Result};
 use super::meta::{self, EntryMeta, Owner, Timestamp};
+use super::parents::lower_dir_meta;
+use super::pending::PendingDirs;
 use super::root::{list_dir, remove_all_at, Root};
 
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -86,6 +88,12 @@ pub enum Ownership {
 pub struct UnpackOptions {
     pub ownership: Ownership,
     pub whiteouts: WhiteoutMode,
+    /// The layers below, topmost first, when the layer is unpacked on its own (an overlay
+    /// lower dir): a directory the layer needs but does not list copies mode, owner, xattrs
+    /// and mtime from the first of them that has it. Empty: such directories get mode 0755
+    /// and the unpacking user as owner (right when unpacking onto the merged tree, where
+    /// existing directories are kept as they are).
+    pub parents: Vec<PathBuf>,
 }
 
 impl Default for UnpackOptions {
@@ -107,6 +115,7 @@ impl Default for UnpackOptions {
         UnpackOptions {
             ownership,
             whiteouts: WhiteoutMode::Apply,
+            parents: Vec::new(),
         }
     }
 }
@@ -138,7 +147,7 @@ pub fn unpack_into(reader: impl Read, root: &Root, opts: UnpackOptions) -> Resul
         root,
         opts,
         stats: UnpackStats::default(),
-        dirs: Vec::new(),
+        dirs: PendingDirs::default(),
         written: HashSet::new(),
         opaque: Vec::new(),
     };
@@ -158,7 +167,7 @@ struct Unpacker<'r> {
     opts: UnpackOptions,
     stats: UnpackStats,
     /// Directories whose mode and mtime are applied after their contents.
-    dirs: Vec<(PathBuf, EntryMeta)>,
+    dirs: PendingDirs,
     /// Paths (and their ancestors) this layer wrote: an opaque marker keeps them.
     written: HashSet<PathBuf>,
     opaque: Vec<PathBuf>,
@@ -279,16 +288,80 @@ impl Unpacker<'_> {
         }
     }
 
-    fn parent(&self, rel: &Path) -> io::Result<(OwnedFd, std::ffi::OsString)> {
-        self.root
-            .open_parent(rel, true)?
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::EISDIR))
+    /// The directory `rel` goes into (missing ones made as [`Self::implicit_dir`]) and its
+    /// name there, for an entry about to be written.
+    fn parent(&mut self, rel: &Path) -> io::Result<(OwnedFd, OsString)> {
+        let root = self.root;
+        let (fd, name) = root
+            .open_parent_making(rel, &mut |dir, name, at| self.implicit_dir(dir, name, at))?
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EISDIR))?;
+        self.dirs
+            .before_change(fd.as_fd(), rel.parent().unwrap_or(Path::new("")))?;
+        Ok((fd, name))
+    }
+
+    /// The directory `rel`, missing ones made as [`Self::implicit_dir`].
+    fn dir_making(&mut self, rel: &Path) -> io::Result<OwnedFd> {
+        let root = self.root;
+        root.open_dir_making(rel, &mut |dir, name, at| self.implicit_dir(dir, name, at))
+    }
+
+    /// Makes `name` in `parent`, a directory the layer needs at `at` but does not list. It
+    /// copies the lower layers' directory there, if any (see [`UnpackOptions::parents`]).
+    fn implicit_dir(&mut self, parent: BorrowedFd<'_>, name: &OsStr, at: &Path) -> io::Result<()> {
+        self.dirs
+            .before_change(parent, at.parent().unwrap_or(Path::new("")))?;
+        rfs::mkdirat(parent, name, Mode::from_raw_mode(0o755))?;
+        let fd = open_nofollow_dir(parent, name)?;
+        match lower_dir_meta(&self.opts.parents, at)? {
+            Some(lower) => self.copy_lower_dir(fd.as_fd(), at, &lower),
+            None => self.dirs.made(fd.as_fd()),
+        }
+    }
+
+    /// Gives the implicit directory `dir` the lower one's owner and xattrs now, and its mode
+    /// and mtime at the end.
+    fn copy_lower_dir(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        at: &Path,
+        lower: &EntryMeta,
+    ) -> io::Result<()> {
+        if let Some((uid, gid)) = self.lower_owner(lower) {
+            rfs::fchown(
+                dir,
+                Some(rfs::Uid::from_raw(uid)),
+                Some(rfs::Gid::from_raw(gid)),
+            )?;
+        }
+        for (key, value) in &lower.xattrs {
+            match rfs::fsetxattr(dir, key.as_str(), value, XattrFlags::empty()) {
+                Ok(()) => {}
+                // Not ours to set here (`trusted.*`/`security.*` rootless, a filesystem
+                // without that namespace): the copy is best effort, the layer never asked.
+                Err(e @ (rustix::io::Errno::PERM | rustix::io::Errno::NOTSUP)) => {
+                    tracing::debug!(dir = %at.display(), xattr = %key, "not copied from the lower layer: {e}");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.dirs.set(dir, at, lower.mode, lower.mtime)
+    }
+
+    /// The owner an implicit directory takes from the lower one. The lower dirs were written by
+    /// this same kind of unpack, so their owners are already what `Preserve` or `Map` put on
+    /// disk (mapping them again would map twice); `Ignore` keeps the unpacking user.
+    fn lower_owner(&self, lower: &EntryMeta) -> Owner {
+        match self.opts.ownership {
+            Ownership::Ignore => None,
+            Ownership::Preserve | Ownership::Map(_) => Some((lower.uid, lower.gid)),
+        }
     }
 
     fn dir(&mut self, rel: &Path, meta: &EntryMeta, owner: Owner) -> io::Result<()> {
         if rel.as_os_str().is_empty() {
-            self.dirs.push((PathBuf::new(), meta.clone()));
-            return Ok(());
+            let fd = self.root.open_dir(rel, false)?;
+            return self.dirs.set(fd.as_fd(), rel, meta.mode, meta.mtime);
         }
         let (parent, name) = self.parent(rel)?;
         match rfs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -313,8 +386,7 @@ impl Unpacker<'_> {
         for (k, v) in &meta.xattrs {
             rfs::fsetxattr(&fd, k.as_str(), v, XattrFlags::empty())?;
         }
-        self.dirs.push((rel.to_path_buf(), meta.clone()));
-        Ok(())
+        self.dirs.set(fd.as_fd(), rel, meta.mode, meta.mtime)
     }
 
     fn file(
@@ -426,17 +498,26 @@ impl Unpacker<'_> {
                 Ok(())
             }
             WhiteoutMode::Apply => match self.root.open_dir(dir, false) {
-                Ok(fd) => remove_all_at(fd.as_fd(), target),
+                Ok(fd) => {
+                    self.dirs.before_change(fd.as_fd(), dir)?;
+                    remove_all_at(fd.as_fd(), target)
+                }
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(()),
                 Err(e) => Err(e),
             },
+            // The lower layers' contents of `dir` are hidden, but not `dir` itself: made
+            // implicitly here, it copies their metadata. Implicit directories below it copy
+            // from the lower layers too, although overlayfs hides those: unpacked onto the
+            // merged tree (native), they are kept with their metadata because this layer
+            // writes into them, and the two snapshotters should agree.
             WhiteoutMode::Overlay if opaque => {
-                let fd = self.root.open_dir(dir, true)?;
+                let fd = self.dir_making(dir)?;
                 rfs::fsetxattr(&fd, overlay_opaque_xattr(), b"y", XattrFlags::empty())?;
                 Ok(())
             }
             WhiteoutMode::Overlay => {
-                let fd = self.root.open_dir(dir, true)?;
+                let fd = self.dir_making(dir)?;
+                self.dirs.before_change(fd.as_fd(), dir)?;
                 remove_all_at(fd.as_fd(), target)?;
                 rfs::mknodat(
                     &fd,
@@ -451,12 +532,13 @@ impl Unpacker<'_> {
     }
 
     /// Empties opaque directories of everything this layer did not write.
-    fn prune(&self, dir: &Path) -> io::Result<()> {
+    fn prune(&mut self, dir: &Path) -> io::Result<()> {
         let fd = match self.root.open_dir(dir, false) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
             Err(e) => return Err(e),
         };
+        self.dirs.before_change(fd.as_fd(), dir)?;
         for child in list_dir(fd.as_fd())? {
             let crel = dir.join(&child);
             if !self.written.contains(&crel) {
@@ -470,23 +552,14 @@ impl Unpacker<'_> {
         Ok(())
     }
 
-    fn finish(self) -> Result<UnpackStats> {
-        for dir in &self.opaque {
-            self.prune(dir).map_err(|e| FsError::Entry {
+    fn finish(mut self) -> Result<UnpackStats> {
+        for dir in std::mem::take(&mut self.opaque) {
+            self.prune(&dir).map_err(|e| FsError::Entry {
                 entry: dir.join(OPAQUE_WHITEOUT),
                 source: e,
             })?;
         }
-        // Children first, so setting a parent's mtime is the last change to it.
-        for (rel, meta) in self.dirs.iter().rev() {
-            let fd = self
-                .root
-                .open_dir(rel, false)
-                .map_err(|e| entry_err(rel, e))?;
-            rfs::fchmod(&fd, Mode::from_raw_mode(meta.mode))
-                .map_err(|e| entry_err(rel, e.into()))?;
-            meta::set_times_fd(fd.as_fd(), meta.mtime).map_err(|e| entry_err(rel, e))?;
-        }
+        self.dirs.apply(self.root)?;
         Ok(self.stats)
     }
 }

@@ -67,14 +67,18 @@ impl Snapshotter for OverlaySnapshotter {
         if self.chains.exists(&chain) {
             return Ok(chain);
         }
-        if let Some(p) = parent {
-            self.chains.require(p)?;
-        }
+        // The layer lands in an empty dir; directories it needs but does not list copy the
+        // parent chain's, which they hide in the merged view.
+        let parents = match parent {
+            Some(p) => self.lowers(p)?,
+            None => Vec::new(),
+        };
         let tmp = self.chains.tmp()?;
         let fs = tmp.path().join("fs");
         std::fs::create_dir(&fs).map_err(|e| SnapshotError::io(&fs, e))?;
         let opts = UnpackOptions {
             whiteouts: WhiteoutMode::Overlay,
+            parents,
             ..UnpackOptions::default()
         };
         super::unpack_and_publish(&self.chains, tmp, &fs, tar, diff_id, opts, &chain, parent)?;
