@@ -52,7 +52,7 @@ else
     # CLI tests run kiln as the user (kiln enters its namespace itself); the library tests
     # (sandbox, snapshotters, unpack) run inside `kiln unshare`, the namespace kiln uses.
     targets="lib build_golden build_features build_cache build_mounts run_command \
-        sandbox_linux sandbox_snapshot sandbox_attach snapshot_diff cache_store"
+        sandbox_linux sandbox_snapshot sandbox_attach snapshot_diff snapshot_parents cache_store"
 fi
 
 cd "$repo"
