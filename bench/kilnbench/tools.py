@@ -66,6 +66,12 @@ class Kiln:
     def push(self, root: Path, name: str, dest: str) -> list[str]:
         return self._base(root) + ["push", name, dest]
 
+    def build_push(self, root: Path, spec: BuildSpec, dest: str) -> list[str]:
+        """`build --push`: kiln's way to build and publish (layers upload while later steps
+        run), as `docker buildx build --push` is Docker's."""
+        argv = self.build(root, spec)
+        return argv[:-1] + ["-t", dest, "--push", argv[-1]]
+
     def pull(self, root: Path, ref: str) -> list[str]:
         return self._base(root) + ["pull", ref]
 

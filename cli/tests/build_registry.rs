@@ -64,3 +64,44 @@ fn push_then_build_from_the_registry_in_a_fresh_store() {
         .fails();
     assert!(err.contains("pulling"), "{err}");
 }
+
+/// `build --push` uploads the target stage's layers while later steps still run: a RUN step
+/// after a COPY waits (up to 30 s) until the registry lists the repository, which happens only
+/// once a blob has been pushed there, and fails otherwise.
+#[test]
+fn build_push_uploads_layers_while_later_steps_run() {
+    let Some(reg) = LocalRegistry::start() else {
+        return;
+    };
+    let k = Kiln::new();
+    let ctx = k.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::copy("/bin/busybox", ctx.join("busybox")).expect("busybox-static is installed");
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\n\
+             RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             RUN i=0; until wget -qO- http://{}/v2/_catalog | grep -q kiln/early; do \
+             i=$((i+1)); [ $i -lt 300 ] || exit 1; sleep 0.1; done\n",
+            reg.host
+        ),
+    )
+    .unwrap();
+    let name = format!("{}/kiln/early:v1", reg.host);
+    let out = k
+        .cmd(["build", "-q", "--push", "-t", &name])
+        .arg(&ctx)
+        .output();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The push after the build completed the image.
+    let remote = k.cmd(["inspect", &format!("docker://{name}")]).stdout();
+    let local = k.cmd(["inspect", &name]).stdout();
+    let rv: serde_json::Value = serde_json::from_str(&remote).unwrap();
+    let lv: serde_json::Value = serde_json::from_str(&local).unwrap();
+    assert_eq!(rv[0]["Id"], lv[0]["Id"]);
+}

@@ -41,6 +41,12 @@ use crate::sandbox::{NetworkMode, Sandbox};
 use crate::snapshot::{open_snapshotter, Snapshotter, SnapshotterKind};
 
 pub use error::BuildError;
+
+/// Told about each layer of the target stage as soon as its blob is in the store (base image
+/// layers first), so a `--push` can upload while later steps still run.
+pub trait LayerObserver: Sync {
+    fn layer_ready(&self, layer: &registry::Descriptor);
+}
 pub use image::BuiltImage;
 use state::StageState;
 
@@ -141,6 +147,7 @@ pub struct Builder<'a> {
     /// Held for the whole build: prune waits, so no layer this build reuses can vanish.
     _lease: CacheLease,
     fetcher: Option<&'a dyn base::ImageFetcher>,
+    observer: Option<&'a dyn LayerObserver>,
     fetched: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Scratch space for this build, made on first use (a build of cache hits needs none);
     /// removed when the builder is dropped.
@@ -187,6 +194,7 @@ impl<'a> Builder<'a> {
             checksums: std::sync::Mutex::new(checksums),
             _lease: lease,
             fetcher: None,
+            observer: None,
             fetched: Default::default(),
             work: std::sync::OnceLock::new(),
         })
@@ -206,6 +214,12 @@ impl<'a> Builder<'a> {
         // A racing step may have made one first; keep that one (ours is removed on drop).
         let _ = self.work.set(made);
         Ok(self.work.get().expect("just set").path())
+    }
+
+    /// Reports the target stage's layers as they are written (see [`LayerObserver`]).
+    pub fn with_layer_observer(mut self, observer: &'a dyn LayerObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Lets the build fetch base images the store lacks (from a registry).
@@ -401,7 +415,16 @@ impl<'a> Builder<'a> {
             downloads: HashMap::new(),
             resolved: None,
         };
+        // Only the target stage's layers end up in the image.
+        let observer = self.observer.filter(|_| index == graph.target);
+        let mut reported = 0;
         for (n, ins) in instructions.iter().enumerate() {
+            if let Some(o) = observer {
+                for l in &run.state.layers[reported..] {
+                    o.layer_ready(&l.descriptor);
+                }
+                reported = run.state.layers.len();
+            }
             let started = std::time::Instant::now();
             if let Some(sig) = crate::sandbox::interrupt::interrupted() {
                 return Err(BuildError::Interrupted(sig));
@@ -415,6 +438,11 @@ impl<'a> Builder<'a> {
                 }
             })?;
             self.progress.step_done(cached, started.elapsed());
+        }
+        if let Some(o) = observer {
+            for l in &run.state.layers[reported..] {
+                o.layer_ready(&l.descriptor);
+            }
         }
         let key = run.key;
         Ok(StageOutput { state, key })

@@ -141,9 +141,29 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         remote: pull_flags.remote(3, super::remote::Verb::Pull)?,
         store: store.clone(),
     };
-    let builder = Builder::new(&store, &opts, progress, &sandbox)?.with_fetcher(&fetcher);
+    if args.push {
+        anyhow::ensure!(!tags.is_empty(), "--push needs at least one -t NAME");
+    }
+    // With --push, layers start uploading (quietly) while later steps still run.
+    let push_rt = args.push.then(super::remote::runtime).transpose()?;
+    let early = match (&push_rt, tags.first()) {
+        (Some(rt), Some(tag)) => Some(EarlyPush::start(
+            rt,
+            registry_flags.quiet_remote()?,
+            store.clone(),
+            tag.clone(),
+        )),
+        _ => None,
+    };
+    let mut builder = Builder::new(&store, &opts, progress, &sandbox)?.with_fetcher(&fetcher);
+    if let Some(e) = &early {
+        builder = builder.with_layer_observer(e);
+    }
     let image = builder.build(&input)?;
     drop(builder);
+    if let (Some(rt), Some(e)) = (&push_rt, early) {
+        e.finish(rt);
+    }
     for tag in &tags {
         store
             .tag(tag, &image.manifest)
@@ -153,10 +173,8 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         export(&store, &image, &tags, out)?;
     }
     report(&args, &image, &tags)?;
-    if args.push {
-        anyhow::ensure!(!tags.is_empty(), "--push needs at least one -t NAME");
+    if let Some(rt) = push_rt {
         let remote = registry_flags.remote(3, super::remote::Verb::Push)?;
-        let rt = super::remote::runtime()?;
         for tag in &tags {
             let pushed = rt
                 .block_on(registry::remote::push::push(
@@ -175,6 +193,54 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Uploads the target stage's layers to the first `-t` repository while the build runs. A
+/// failure here is not an error: the push after the build uploads whatever is missing.
+struct EarlyPush {
+    tx: tokio::sync::mpsc::UnboundedSender<registry::Descriptor>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EarlyPush {
+    fn start(
+        rt: &tokio::runtime::Runtime,
+        remote: registry::remote::Remote,
+        store: registry::store::Store,
+        dest: Reference,
+    ) -> EarlyPush {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<registry::Descriptor>();
+        let remote = std::sync::Arc::new(remote);
+        let task = rt.spawn(async move {
+            let mut uploads = tokio::task::JoinSet::new();
+            let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(3));
+            while let Some(layer) = rx.recv().await {
+                let (remote, store, dest) = (remote.clone(), store.clone(), dest.clone());
+                let limit = limit.clone();
+                uploads.spawn(async move {
+                    let _permit = limit.acquire().await;
+                    let r = registry::remote::push::push_blob(&remote, &store, &layer, &dest).await;
+                    if let Err(e) = r {
+                        tracing::debug!("early upload of {} failed: {e}", layer.digest);
+                    }
+                });
+            }
+            while uploads.join_next().await.is_some() {}
+        });
+        EarlyPush { tx, task }
+    }
+
+    /// Waits for the uploads already started.
+    fn finish(self, rt: &tokio::runtime::Runtime) {
+        drop(self.tx);
+        let _ = rt.block_on(self.task);
+    }
+}
+
+impl builder::exec::LayerObserver for EarlyPush {
+    fn layer_ready(&self, layer: &registry::Descriptor) {
+        let _ = self.tx.send(layer.clone());
+    }
 }
 
 /// Ctrl-C and SIGTERM stop the running step (forwarded into its sandbox) and make the build

@@ -49,6 +49,17 @@ impl RegistryFlags {
     }
 }
 
+impl RegistryFlags {
+    /// A [`Remote`] like [`RegistryFlags::remote`] that reports no progress (background work).
+    pub fn quiet_remote(&self) -> Result<Remote> {
+        let quiet = RegistryFlags {
+            quiet: true,
+            ..self.clone()
+        };
+        quiet.remote(3, Verb::Push)
+    }
+}
+
 /// A multi-threaded runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

@@ -104,6 +104,30 @@ pub async fn push(
     Ok(report)
 }
 
+/// Uploads one blob of `store` to `dest`'s repository (skipped when present, mounted when
+/// another repository there has it): a build with `--push` sends each layer as soon as it is
+/// written, and the push that follows finds them there.
+pub async fn push_blob(
+    remote: &Remote,
+    store: &Store,
+    desc: &Descriptor,
+    dest: &Reference,
+) -> Result<()> {
+    let client = remote.client(dest.registry())?;
+    let repo = dest.repository();
+    let from = origins::mount_source(store, &desc.digest, client.name(), repo);
+    blob::upload(
+        &client,
+        repo,
+        desc,
+        UploadSource::Store(store),
+        from.as_deref(),
+        remote.progress(),
+    )
+    .await?;
+    Ok(())
+}
+
 fn platform_of(d: &Descriptor) -> String {
     d.platform
         .as_ref()
