@@ -298,7 +298,12 @@ fn unshare_runs_commands_in_the_rootless_namespace() {
     let o = ws.kiln(
         true,
         "store",
-        &["unshare", "sh", "-c", "mkdir -p d && touch d/f && chown -R 1000:1000 d"],
+        &[
+            "unshare",
+            "sh",
+            "-c",
+            "mkdir -p d && touch d/f && chown -R 1000:1000 d",
+        ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = ws.kiln(true, "store", &["unshare", "rm", "-r", "d"]);

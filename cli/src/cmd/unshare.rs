@@ -11,7 +11,11 @@ use anyhow::{Context, Result};
 #[derive(clap::Args)]
 pub struct Args {
     /// The command and its arguments (default: $SHELL, or /bin/sh)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     command: Vec<OsString>,
 }
 
