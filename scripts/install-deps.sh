@@ -7,7 +7,7 @@ packages=(
   docker-registry apache2-utils    # a real registry, htpasswd for its Basic auth
   busybox-static                   # base images for tests: FROM scratch + COPY busybox
   uidmap                           # newuidmap/newgidmap for rootless sandboxes
-  hyperfine time                   # benchmarks
+  hyperfine time pigz openssl      # benchmarks (pigz, openssl: bench/run's primitives peers)
   zstd xz-utils bzip2              # test archives for ADD
   fuse-overlayfs                   # rootless overlay fallback checks
 )

@@ -18,6 +18,10 @@ PEERS = [
     ("docker-registry", "docker-registry"),
     ("curl", "curl"),
     ("/usr/bin/time", "time"),
+    # the primitives section's peers
+    ("openssl", "openssl"),
+    ("pigz", "pigz"),
+    ("zstd", "zstd"),
 ]
 BUSYBOX = Path("/bin/busybox")
 
@@ -74,29 +78,45 @@ def ensure_peers() -> None:
         raise DepsError(f"still missing after apt-get: {' '.join(still)}")
 
 
-def kiln_binary(repo: Path) -> Path:
+def target_dir(repo: Path) -> Path:
+    """Cargo's target directory: `CARGO_TARGET_DIR` (relative to the repo) or `repo/target`."""
     target = os.environ.get("CARGO_TARGET_DIR")
     base = Path(target) if target else repo / "target"
-    if not base.is_absolute():
-        base = repo / base
-    return base / "release" / "kiln"
+    return base if base.is_absolute() else repo / base
 
 
-def build_kiln(repo: Path, log: Path) -> str | None:
-    """`cargo build --release -p kiln`; None on success, else why it failed."""
-    print("building kiln (cargo build --release -p kiln)", flush=True)
+def kiln_binary(repo: Path) -> Path:
+    return target_dir(repo) / "release" / "kiln"
+
+
+def example_binary(repo: Path, name: str) -> Path:
+    return target_dir(repo) / "release" / "examples" / name
+
+
+def cargo_build(repo: Path, args: list[str], log: Path) -> str | None:
+    """`cargo build --release ARGS`; None on success, else why it failed."""
+    what = " ".join(["cargo", "build", "--release", *args])
+    print(f"building ({what})", flush=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     try:
         with open(log, "wb") as out:
-            code = subprocess.run(["cargo", "build", "--release", "-p", "kiln"], cwd=repo,
+            code = subprocess.run(["cargo", "build", "--release", *args], cwd=repo,
                                   stdout=out, stderr=subprocess.STDOUT).returncode
     except OSError as e:
         return f"cannot run cargo: {e}"
     if code != 0:
-        return f"cargo build --release -p kiln failed (exit {code}); see {log}"
+        return f"{what} failed (exit {code}); see {log}"
     print(f"  built in {time.monotonic() - start:.0f} s", flush=True)
     return None
+
+
+def build_kiln(repo: Path, log: Path) -> str | None:
+    return cargo_build(repo, ["-p", "kiln"], log)
+
+
+def build_example(repo: Path, package: str, name: str, log: Path) -> str | None:
+    return cargo_build(repo, ["-p", package, "--example", name], log)
 
 
 def _first_line(argv: list[str]) -> str:
@@ -144,6 +164,9 @@ def versions(kiln: Path) -> dict:
         "docker-registry": _first_line(["docker-registry", "--version"]),
         "curl": _first_line(["curl", "--version"]),
         "busybox": _first_line([str(BUSYBOX)]),
+        "openssl": _first_line(["openssl", "version"]),
+        "pigz": _first_line(["pigz", "--version"]),
+        "zstd": _first_line(["zstd", "--version"]),
         "kiln": _first_line([str(kiln), "--version"]) if kiln.is_file() else "(not built)",
     }
 

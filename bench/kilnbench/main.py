@@ -14,26 +14,29 @@ from pathlib import Path
 from . import deps, plot, report
 from .bench import Bench
 from .builds import run_workload
+from .primitives import run_primitives
 from .registry import Registry, RegistryError
 from .runner import Comparison
 from .scaling import run_scaling
-from .tools import Kiln, remove_tree
+from .tools import Kiln, Primitives, remove_tree
 from .transfer import publish, run_transfer
 from .workloads import BASE_IMAGE, BUILD_WORKLOADS
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO = BENCH_DIR.parent
 OUT = BENCH_DIR / "out"
-SECTIONS = [w.name for w in BUILD_WORKLOADS] + ["transfer", "scaling"]
+SECTIONS = [w.name for w in BUILD_WORKLOADS] + ["transfer", "scaling", "primitives"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="bench/run",
-        description="Benchmark kiln against buildah, skopeo and raw curl (see bench/README.md).")
+        description="Benchmark kiln against buildah, skopeo, raw curl, and openssl, pigz and "
+                    "zstd for its primitives (see bench/README.md).")
     p.add_argument("--runs", type=int, help="timed runs per contender (default 5, --quick 1)")
     p.add_argument("--quick", action="store_true",
-                   help="1 run, scaling without the 100k-file context and the 1 GiB image")
+                   help="1 run, scaling without the 100k-file context and the 1 GiB image, "
+                        "primitives over 256 MiB instead of 1 GiB")
     p.add_argument("--scaling-runs", type=int, default=1,
                    help="runs per scaling point (default 1: buildah needs minutes at 100k files)")
     p.add_argument("--only", action="append", default=[], metavar="WORKLOAD",
@@ -66,6 +69,38 @@ def write_outputs(rows: list[Comparison], meta: dict) -> str:
     return md
 
 
+def run_registry_sections(args: argparse.Namespace, kiln: Kiln, kiln_error: str | None,
+                          rows: list[Comparison], meta: dict) -> None:
+    """Builds, transfers and scaling: everything that needs the loopback registries. Appends
+    to `rows` as it goes, so an interrupt keeps what was measured."""
+    workdir = args.workdir
+    base = Registry("base", workdir)
+    transfer = Registry("transfer", workdir)
+    try:
+        base.start()
+        transfer.start()
+        busybox = deps.BUSYBOX.resolve()
+        print(f"registries: base {base.host}, transfer {transfer.host}", flush=True)
+        b = Bench(workdir=workdir, runs=args.runs,
+                  scaling_runs=args.scaling_runs,
+                  kiln=kiln, kiln_error=kiln_error, base=base, transfer=transfer,
+                  busybox=busybox, quick=args.quick)
+        publish(b, BASE_IMAGE.ensure(workdir, busybox), "busybox")
+        meta["config"]["scaling_runs"] = b.scaling_runs
+        for wl in BUILD_WORKLOADS:
+            if wl.name in args.only:
+                rows += run_workload(b, wl)
+                write_outputs(rows, meta)
+        if "transfer" in args.only:
+            rows += run_transfer(b)
+            write_outputs(rows, meta)
+        if "scaling" in args.only:
+            rows += run_scaling(b)
+    finally:
+        base.stop()
+        transfer.stop()
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     started = time.monotonic()
@@ -94,6 +129,14 @@ def main(argv: list[str]) -> int:
     if kiln_error:
         print(f"warning: {kiln_error}; kiln results will be recorded as failures",
               file=sys.stderr)
+    prim = Primitives(deps.example_binary(REPO, "primitives"))
+    prim_error = None
+    if "primitives" in args.only:
+        prim_error = deps.build_example(REPO, "kiln-builder", "primitives",
+                                        workdir / "logs" / "cargo-build-primitives.log")
+        if prim_error:
+            print(f"warning: {prim_error}; kiln primitives will be recorded as failures",
+                  file=sys.stderr)
 
     meta = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -105,38 +148,24 @@ def main(argv: list[str]) -> int:
         "config": {"runs": args.runs, "quick": args.quick, "only": args.only,
                    "workdir": str(workdir)},
     }
+    if "primitives" in args.only:
+        meta["primitives"] = {"binary": str(prim.binary), "error": prim_error}
 
-    base = Registry("base", workdir)
-    transfer = Registry("transfer", workdir)
     rows: list[Comparison] = []
     try:
-        base.start()
-        transfer.start()
-        busybox = deps.BUSYBOX.resolve()
-        print(f"registries: base {base.host}, transfer {transfer.host}", flush=True)
-        b = Bench(workdir=workdir, runs=args.runs,
-                  scaling_runs=args.scaling_runs,
-                  kiln=kiln, kiln_error=kiln_error, base=base, transfer=transfer,
-                  busybox=busybox, quick=args.quick)
-        publish(b, BASE_IMAGE.ensure(workdir, busybox), "busybox")
-        meta["config"]["scaling_runs"] = b.scaling_runs
-        for wl in BUILD_WORKLOADS:
-            if wl.name in args.only:
-                rows += run_workload(b, wl)
-                write_outputs(rows, meta)
-        if "transfer" in args.only:
-            rows += run_transfer(b)
+        # First and without registries: nothing else runs while the CPU-bound figures are taken.
+        if "primitives" in args.only:
+            rows += run_primitives(workdir=workdir, logs=workdir / "logs", runs=args.runs,
+                                   quick=args.quick, tool=prim, tool_error=prim_error)
             write_outputs(rows, meta)
-        if "scaling" in args.only:
-            rows += run_scaling(b)
+        if any(s != "primitives" for s in args.only):
+            run_registry_sections(args, kiln, kiln_error, rows, meta)
     except RegistryError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; writing what was measured", file=sys.stderr)
     finally:
-        base.stop()
-        transfer.stop()
         remove_tree(workdir / "roots")
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
     md = write_outputs(rows, meta)

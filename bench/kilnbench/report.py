@@ -65,6 +65,26 @@ def comparison_table(rows: list[Comparison]) -> list[str]:
     return lines
 
 
+def primitives_table(rows: list[Comparison]) -> list[str]:
+    """One row per operation: kiln, the peer its target names, any other tools, and notes."""
+    lines = [
+        "| op | input | kiln | peer | others | targets | peak RSS MiB kiln / peer | verdict | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in rows:
+        s = c.summaries()
+        peer = c.contenders[1]
+        others = "<br>".join(f"{n}: {fmt_time(s[n], c.bytes)}" for n in c.contenders[2:])
+        ev = c.evaluated()
+        lines.append(
+            f"| {c.subject} | {c.scenario} | {fmt_time(s['kiln'], c.bytes)} | "
+            f"{peer}: {fmt_time(s[peer], c.bytes)} | {others or '–'} | "
+            f"{'<br>'.join(fmt_target(t) for t in ev)} | "
+            f"{fmt_rss(s['kiln'])} / {fmt_rss(s[peer])} | {verdict(ev)} | "
+            f"{'; '.join(c.notes) or '–'} |")
+    return lines
+
+
 def failures(rows: list[Comparison]) -> list[str]:
     lines = []
     for c in rows:
@@ -137,13 +157,15 @@ def markdown(rows: list[Comparison], meta: dict) -> str:
         f"Command: `{meta['command']}`",
         "",
     ]
-    for section, title in (("build", "Builds (peer: buildah build --layers, chroot isolation)"),
+    for section, title in (("primitives", "Primitives (one file, page cache; MiB/s of input)"),
+                           ("build", "Builds (peer: buildah build --layers, chroot isolation)"),
                            ("transfer", "Transfers (loopback docker-registry)"),
                            ("scaling", "Scaling")):
         part = [c for c in rows if c.section == section]
         if not part:
             continue
-        lines += [f"## {title}", ""] + comparison_table(part)
+        table = primitives_table if section == "primitives" else comparison_table
+        lines += [f"## {title}", ""] + table(part)
         if section == "scaling":
             lines += scaling_tables(part)
         lines.append("")

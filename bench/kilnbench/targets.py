@@ -95,3 +95,16 @@ def push() -> list[Target]:
 
 def build_push() -> list[Target]:
     return [time_ratio("kiln", "buildah", 0.5), peak_rss_mib("kiln", 100)]
+
+
+# Issue 5's primitives: the same bytes through kiln's code and through the reference tool.
+def sha256_throughput() -> list[Target]:
+    return [throughput_ratio("kiln", "openssl", 0.9)]
+
+
+def gzip_throughput() -> list[Target]:
+    return [throughput_ratio("kiln", "pigz", 1.0)]
+
+
+def zstd_throughput() -> list[Target]:
+    return [throughput_ratio("kiln", "zstd", 0.9)]

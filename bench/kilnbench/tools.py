@@ -137,3 +137,42 @@ def and_then(*commands: list[str]) -> list[str]:
     """One timed command running several in sequence (`sh -c 'a && b'`)."""
     import shlex
     return ["sh", "-c", " && ".join(shlex.join(c) for c in commands)]
+
+
+@dataclass
+class Primitives:
+    """builder/examples/primitives.rs: kiln's layer hashing and compression over one file."""
+
+    binary: Path
+
+    def available(self) -> bool:
+        return self.binary.is_file() and os.access(self.binary, os.X_OK)
+
+    def run(self, op: str, data: Path) -> list[str]:
+        return [str(self.binary), op, str(data)]
+
+    def gen(self, data: Path, mib: int) -> list[str]:
+        return [str(self.binary), "gen", str(data), str(mib)]
+
+
+def to_devnull(argv: list[str]) -> list[str]:
+    """`argv > /dev/null` through sh. `exec` makes the tool the process that is timed and
+    waited for, so the peak RSS reported is the tool's own, not a shell's."""
+    return ["sh", "-c", 'exec "$@" >/dev/null', "sh", *argv]
+
+
+# The primitives peers, as commands writing their whole output to stdout.
+def openssl_sha256(data: Path) -> list[str]:
+    return ["openssl", "dgst", "-sha256", str(data)]
+
+
+def sha256sum(data: Path) -> list[str]:
+    return ["sha256sum", str(data)]
+
+
+def pigz(data: Path, level: int = 6) -> list[str]:
+    return ["pigz", f"-{level}", "-c", str(data)]  # all cores by default
+
+
+def zstd(data: Path, level: int = 3) -> list[str]:
+    return ["zstd", f"-{level}", "-T0", "-c", str(data)]  # -T0: one worker per core

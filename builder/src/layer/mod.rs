@@ -12,6 +12,16 @@ use std::path::PathBuf;
 pub use reader::{open_archive, open_layer, sniff_archive, ArchiveFormat};
 pub use writer::{LayerInfo, LayerWriter};
 
+/// Threads compressing one layer (gzip chunks, zstd jobs): one per core, capped so that a
+/// big machine does not hold dozens of in-flight chunks per layer. Never 0: for zstd that
+/// would select its single-threaded mode, whose output differs (see [`writer::zstd_encoder`]).
+pub(crate) fn compression_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 16)
+}
+
 /// Metadata of one layer entry, written exactly as given.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EntryMeta {

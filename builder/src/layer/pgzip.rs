@@ -39,10 +39,7 @@ pub struct ParallelGzip<W: Write> {
 
 impl<W: Write> ParallelGzip<W> {
     pub fn new(inner: W, level: u32) -> Self {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 16);
+        let threads = super::compression_workers();
         let (tx, rx) = mpsc::sync_channel::<Job>(threads * 2);
         let rx = Arc::new(Mutex::new(rx));
         let workers = (0..threads)

@@ -330,3 +330,40 @@ fn archives_for_add_are_recognized_by_magic() {
         assert!(open_archive(&p).unwrap().is_none(), "{name}");
     }
 }
+
+/// Half text, half noise, in 1 MiB runs: a stand-in for a real layer.
+fn mixed_bytes(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        if (out.len() >> 20) % 2 == 0 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(&x.to_le_bytes());
+        } else {
+            out.extend_from_slice(b"layer digest manifest blob ");
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn zstd_layers_do_not_depend_on_the_worker_count() {
+    // Several zstd jobs (8 MiB each at level 3) plus a partial one, so that workers really
+    // split the stream; each count is fed in different write sizes as well.
+    let data = mixed_bytes(3 * (8 << 20) + 12_345);
+    let compress = |workers: usize, write_size: usize| {
+        let mut enc = writer::zstd_encoder_with(Vec::new(), workers).unwrap();
+        for part in data.chunks(write_size) {
+            enc.write_all(part).unwrap();
+        }
+        enc.finish().unwrap()
+    };
+    let one = compress(1, 1 << 20);
+    assert_eq!(compress(2, 65_537), one);
+    assert_eq!(compress(4, 3 << 20), one);
+    assert!(one.len() < data.len());
+    assert_eq!(zstd::decode_all(&one[..]).unwrap(), data);
+}

@@ -19,8 +19,28 @@ use crate::context::glob::clean;
 
 const BUF_SIZE: usize = 1 << 20;
 /// Docker's and BuildKit's default deflate level.
-const GZIP_LEVEL: u32 = 6;
-const ZSTD_LEVEL: i32 = 3;
+pub const GZIP_LEVEL: u32 = 6;
+/// zstd's own default level, which BuildKit also uses for zstd layers.
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// The encoder every zstd layer goes through: [`ZSTD_LEVEL`], one worker per core.
+///
+/// Multithreaded zstd cuts the stream into jobs whose size follows from the level, not from
+/// the worker count, so any count >= 1 writes the same bytes and layer digests do not depend
+/// on the machine. 0 workers (zstd's single-threaded mode) writes different bytes: never used.
+pub fn zstd_encoder<W: Write>(inner: W) -> io::Result<zstd::Encoder<'static, W>> {
+    zstd_encoder_with(inner, super::compression_workers())
+}
+
+/// [`zstd_encoder`] with a given worker count (tests prove the count does not matter).
+pub(crate) fn zstd_encoder_with<W: Write>(
+    inner: W,
+    workers: usize,
+) -> io::Result<zstd::Encoder<'static, W>> {
+    let mut enc = zstd::Encoder::new(inner, ZSTD_LEVEL)?;
+    enc.multithread(u32::try_from(workers.max(1)).unwrap_or(u32::MAX))?;
+    Ok(enc)
+}
 
 /// What [`LayerWriter::finish`] produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,9 +144,7 @@ impl LayerWriter {
             Compression::None => Sink::Plain(blob),
             // Multi-member gzip compressed on all cores; incompressible chunks are stored.
             Compression::Gzip => Sink::Gzip(ParallelGzip::new(blob, GZIP_LEVEL)),
-            Compression::Zstd => {
-                Sink::Zstd(zstd::Encoder::new(blob, ZSTD_LEVEL).map_err(Error::Write)?)
-            }
+            Compression::Zstd => Sink::Zstd(zstd_encoder(blob).map_err(Error::Write)?),
         };
         let tee = Tee {
             hasher: (compression != Compression::None).then(DigestHasher::sha256),
