@@ -29,8 +29,12 @@ pub const ZSTD_LEVEL: i32 = 3;
 /// the worker count, so any count >= 1 writes the same bytes and layer digests do not depend
 /// on the machine. 0 workers (zstd's single-threaded mode) writes different bytes: never used.
 pub fn zstd_encoder<W: Write>(inner: W) -> io::Result<zstd::Encoder<'static, W>> {
-    zstd_encoder_with(inner, super::compression_workers())
+    zstd_encoder_with(inner, super::compression_workers().min(ZSTD_MAX_WORKERS))
 }
+
+/// Each zstd worker holds ~15 MiB at level 3: four keep a build well under 100 MB of memory on
+/// any machine, and already match the zstd CLI's speed on the 2-core reference machine.
+const ZSTD_MAX_WORKERS: usize = 4;
 
 /// [`zstd_encoder`] with a given worker count (tests prove the count does not matter).
 pub(crate) fn zstd_encoder_with<W: Write>(

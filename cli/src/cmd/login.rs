@@ -1,6 +1,6 @@
 //! `kiln login`: verify credentials with a registry and store them where Docker would.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 
 use anyhow::{bail, Context, Result};
 use registry::remote::{Credentials, RegistryClient, TransportOptions};
@@ -42,8 +42,12 @@ pub fn normalize_server(server: Option<&str>) -> String {
 
 pub fn run(args: Args, _g: &Globals) -> Result<()> {
     let server = normalize_server(args.server.as_deref());
-    let Some(username) = args.username.clone() else {
-        bail!("kiln login {server}: --username is required");
+    // As `docker login`: prompt on a terminal for what the flags leave out.
+    let interactive = std::io::stdin().is_terminal() && !args.password_stdin;
+    let username = match (&args.username, interactive) {
+        (Some(u), _) => u.clone(),
+        (None, true) => prompt("Username: ", true)?,
+        (None, false) => bail!("kiln login {server}: --username is required"),
     };
     let password = match (&args.password, args.password_stdin) {
         (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
@@ -51,14 +55,8 @@ pub fn run(args: Args, _g: &Globals) -> Result<()> {
             eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
             p.clone()
         }
-        (None, _) => {
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("reading the password from stdin")?;
-            line.trim_end_matches(['\n', '\r']).to_string()
-        }
+        (None, false) if interactive => prompt("Password: ", false)?,
+        (None, _) => read_line().context("reading the password from stdin")?,
     };
     if password.is_empty() {
         bail!("kiln login {server}: password is empty");
@@ -82,6 +80,31 @@ pub fn run(args: Args, _g: &Globals) -> Result<()> {
     eprintln!("Credentials stored in {stored_in}");
     println!("Login Succeeded");
     Ok(())
+}
+
+fn read_line() -> std::io::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Asks on stderr and reads one line from the terminal, without echo for a secret.
+fn prompt(label: &str, echo: bool) -> Result<String> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    eprint!("{label}");
+    let stdin = std::io::stdin();
+    let saved = if echo { None } else { tcgetattr(&stdin).ok() };
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        let _ = tcsetattr(&stdin, OptionalActions::Now, &quiet);
+    }
+    let line = read_line();
+    if let Some(t) = &saved {
+        let _ = tcsetattr(&stdin, OptionalActions::Now, t);
+        eprintln!();
+    }
+    line.with_context(|| format!("reading {}", label.trim_end_matches([':', ' '])))
 }
 
 #[cfg(test)]
