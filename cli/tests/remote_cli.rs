@@ -180,3 +180,62 @@ fn login_push_tags_pull_logout_round_trip() {
     let out = kiln(dir.path(), "dst2", &["pull", "-q", &name], "");
     assert!(!out.status.success());
 }
+
+/// On a terminal, `kiln login SERVER` asks for the username and, without echo, the password.
+/// Driven through a pseudo-terminal (python3's pty module) that answers each prompt in turn.
+#[test]
+fn login_prompts_on_a_terminal_without_echoing_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(reg) = start_registry(dir.path(), "alice", "pa55word") else {
+        return;
+    };
+    const DRIVER: &str = r#"
+import os, pty, sys
+def until(fd, marker, seen):
+    while marker not in seen:
+        chunk = os.read(fd, 1024)
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+seen = until(fd, b"Username: ", b"")
+os.write(fd, b"alice\n")
+seen = until(fd, b"Password: ", seen)
+os.write(fd, b"pa55word\n")
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(DRIVER)
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args(["--root", &dir.path().join("r").display().to_string()])
+        .args(["login", &reg.1])
+        .env("DOCKER_CONFIG", dir.path().join("docker"))
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .expect("python3 is needed to drive a terminal");
+    let transcript = text(&out.stdout);
+    assert!(out.status.success(), "{transcript}{}", text(&out.stderr));
+    assert!(transcript.contains("Username: alice"), "{transcript}");
+    assert!(transcript.contains("Login Succeeded"), "{transcript}");
+    assert!(
+        !transcript.contains("pa55word"),
+        "password echoed:\n{transcript}"
+    );
+    let config = std::fs::read_to_string(dir.path().join("docker/config.json")).unwrap();
+    assert!(config.contains(&reg.1));
+}
