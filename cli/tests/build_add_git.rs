@@ -21,7 +21,7 @@ use common::Kiln;
 
 /// Runs git for the test's own repositories: no user config, fixed identity and dates.
 fn git(dir: &Path, home: &Path, args: &[&str]) -> String {
-    let out = git_cmd(home)
+    let out = git_cmd("git", home)
         .current_dir(dir)
         .args(args)
         .output()
@@ -34,8 +34,9 @@ fn git(dir: &Path, home: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn git_cmd(home: &Path) -> Command {
-    let mut cmd = Command::new("git");
+/// `program` (git or git-daemon) without user config, with a fixed identity and dates.
+fn git_cmd(program: impl AsRef<std::ffi::OsStr>, home: &Path) -> Command {
+    let mut cmd = Command::new(program);
     cmd.env("HOME", home)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -48,23 +49,24 @@ fn git_cmd(home: &Path) -> Command {
     cmd
 }
 
-/// `git` and `git daemon` are installed; outside CI a missing one skips with a note.
-fn have_git_daemon() -> bool {
-    let exec_path = Command::new("git")
+/// The `git-daemon` program, run directly: `git daemon` would run it as a child of its own,
+/// which killing `git` would leave behind. Outside CI a missing git or daemon skips with a note.
+fn git_daemon() -> Option<PathBuf> {
+    let daemon = Command::new("git")
         .arg("--exec-path")
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    let found = exec_path.is_some_and(|p| p.join("git-daemon").exists());
-    if !found {
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("git-daemon"))
+        .filter(|p| p.exists());
+    if daemon.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "git and git daemon are required when CI=true"
         );
         eprintln!("note: git or git daemon not installed; skipping");
     }
-    found
+    daemon
 }
 
 /// A bare repository `repo.git` served by `git daemon` on a free loopback port, killed on drop.
@@ -87,9 +89,7 @@ impl Drop for GitServer {
 
 impl GitServer {
     fn start() -> Option<GitServer> {
-        if !have_git_daemon() {
-            return None;
-        }
+        let daemon = git_daemon()?;
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
         let work = dir.path().join("work");
@@ -133,8 +133,7 @@ impl GitServer {
             .local_addr()
             .unwrap()
             .port();
-        let mut child = git_cmd(&home)
-            .arg("daemon")
+        let mut child = git_cmd(&daemon, &home)
             .arg("--reuseaddr")
             .arg("--export-all")
             .arg(format!("--base-path={}", dir.path().display()))
