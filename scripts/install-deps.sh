@@ -9,6 +9,7 @@ packages=(
   uidmap                           # newuidmap/newgidmap for rootless sandboxes
   hyperfine time pigz openssl      # benchmarks (pigz, openssl: bench/run's primitives peers)
   zstd xz-utils bzip2              # test archives for ADD
+  git                              # ADD <git URL>; its tests serve repos with git daemon
   fuse-overlayfs                   # rootless overlay fallback checks
 )
 missing=()

@@ -43,8 +43,9 @@ pub enum BuildError {
 
 impl BuildError {
     /// An error at an instruction: `Dockerfile:3: COPY missing.txt /: <message>`.
+    /// URLs in both lose their userinfo (`https://user:token@host/` is `https://host/`).
     pub fn at(span: &Span, original: &str, message: impl std::fmt::Display) -> BuildError {
-        let mut instruction = original.lines().next().unwrap_or("").trim().to_string();
+        let mut instruction = redact_credentials(original.lines().next().unwrap_or("").trim());
         if instruction.len() > 80 {
             let mut cut = 77;
             while !instruction.is_char_boundary(cut) {
@@ -57,7 +58,7 @@ impl BuildError {
             file: span.file.clone(),
             line: span.line_start,
             instruction,
-            message: message.to_string(),
+            message: redact_credentials(&message.to_string()),
         }
     }
 
@@ -66,5 +67,36 @@ impl BuildError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// `text` with the userinfo of every URL in it removed (`scheme://user:secret@host` ->
+/// `scheme://host`), for messages, progress and history.
+pub fn redact_credentials(text: &str) -> String {
+    static USERINFO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s'"]*@"#).expect("valid regex")
+    });
+    USERINFO.replace_all(text, "$1").into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_userinfo() {
+        assert_eq!(
+            redact_credentials("ADD https://user:s3cret@host:8/r.git#main /src"),
+            "ADD https://host:8/r.git#main /src"
+        );
+        assert_eq!(
+            redact_credentials("fatal: unable to access 'https://tok@h/x/': 403"),
+            "fatal: unable to access 'https://h/x/': 403"
+        );
+        assert_eq!(
+            redact_credentials("git://h/r.git and ssh://git@h/r and git@h:r"),
+            "git://h/r.git and ssh://h/r and git@h:r"
+        );
+        assert_eq!(redact_credentials("COPY a@b /c"), "COPY a@b /c");
     }
 }

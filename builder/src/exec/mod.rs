@@ -4,7 +4,8 @@
 //!
 //! - [`state`]: the stage's config, layers and variables in scope.
 //! - [`config`]: instructions that only change the config.
-//! - [`copy`]: COPY/ADD written straight into a layer.
+//! - [`copy`]: COPY/ADD written straight into a layer; [`fetch`]: ADD's URLs; [`git`]: ADD's
+//!   git repositories.
 //! - [`layers`]: stored layers unpacked into snapshots (verified), and diffs written as layers.
 //! - [`rootfs`]: questions about a stage's files (destinations, users), asked of a snapshot view.
 //! - [`run`]: RUN in the sandbox; [`mounts`]: its `--mount`s; [`secrets`]: `--secret` values.
@@ -17,6 +18,7 @@ pub mod container;
 pub mod copy;
 pub mod error;
 pub mod fetch;
+pub mod git;
 pub mod image;
 pub mod layers;
 mod mounts;
@@ -413,6 +415,7 @@ impl<'a> Builder<'a> {
             key,
             use_cache,
             downloads: HashMap::new(),
+            git: HashMap::new(),
             resolved: None,
         };
         // Only the target stage's layers end up in the image.
@@ -429,7 +432,12 @@ impl<'a> Builder<'a> {
             if let Some(sig) = crate::sandbox::interrupt::interrupted() {
                 return Err(BuildError::Interrupted(sig));
             }
-            self.progress.step(&name, n + 2, total, &ins.original);
+            self.progress.step(
+                &name,
+                n + 2,
+                total,
+                &error::redact_credentials(&ins.original),
+            );
             let cached = run.step(ins).map_err(|e| {
                 // A step killed by the interrupt fails; say why the build stopped.
                 match crate::sandbox::interrupt::interrupted() {

@@ -12,6 +12,7 @@ use crate::plan::{predefined_args, BuildGraph, FromRef};
 
 use super::copy::{write_archive, write_copy, CopyEntry, CopySpec};
 use super::error::BuildError;
+use super::git::GitSource;
 use super::layers::ensure_chain;
 use super::rootfs::RootfsView;
 use super::state::{resolve_path, LayerRef, StageState};
@@ -29,6 +30,9 @@ pub(super) struct StageRun<'r, 'a> {
     pub use_cache: bool,
     /// `ADD <url>` files fetched while computing a cache key, reused if the step runs.
     pub downloads: HashMap<String, super::fetch::Downloaded>,
+    /// `ADD <git URL>` sources resolved to a commit while computing a cache key, checked out
+    /// from there if the step runs.
+    pub git: HashMap<String, super::git::Prepared>,
     /// Context sources resolved for this step's cache key, reused if the step runs (a walk of
     /// a large context is not done twice).
     pub resolved: Option<(Vec<String>, Vec<crate::context::SourceEntry>)>,
@@ -86,7 +90,8 @@ impl StageRun<'_, '_> {
                     excludes: a.exclude.clone(),
                     parents: false,
                 };
-                let local: Vec<String> = a.sources.iter().filter(|s| !is_url(s)).cloned().collect();
+                let local: Vec<String> =
+                    a.sources.iter().filter(|s| is_local(s)).cloned().collect();
                 for d in self.copy_inputs(ins, None, &local, &opts)? {
                     kb = kb.input(&d);
                 }
@@ -95,10 +100,19 @@ impl StageRun<'_, '_> {
                 let expected = self.add_checksum(ins, a)?;
                 for url in a.sources.iter().filter(|s| is_url(s)) {
                     let digest = match &expected {
-                        Some(d) => d.clone(),
-                        None => self.fetch(ins, url, None)?.digest,
+                        Some(AddChecksum::Http(d)) => d.clone(),
+                        _ => self.fetch(ins, url, None)?.digest,
                     };
                     kb = kb.input(&digest);
+                }
+                // A git source is keyed by the commit its ref names now (`git ls-remote`, even
+                // with --checksum, so a moved branch is a mismatch and not a stale hit), its
+                // subdir and --keep-git-dir; --chown/--chmod are in the instruction text.
+                for src in &a.sources {
+                    if let Some(g) = GitSource::parse(src) {
+                        let p = self.git_resolve(ins, src, g, expected.as_ref())?;
+                        kb = kb.input(&p.key_input(a.keep_git_dir));
+                    }
                 }
             }
             InstructionKind::Run(r) => {
@@ -202,10 +216,15 @@ impl StageRun<'_, '_> {
     }
 
     pub(super) fn history(&mut self, ins: &Instruction, fs_step: bool, layer: Option<LayerRef>) {
+        // An ADD URL's credentials stay out of the image's history.
+        let text = match ins.kind {
+            InstructionKind::Add(_) => super::error::redact_credentials(&ins.original),
+            _ => ins.original.clone(),
+        };
         let created_by = if fs_step {
-            format!("{} # buildkit", one_line(&ins.original))
+            format!("{} # buildkit", one_line(&text))
         } else {
-            one_line(&ins.original)
+            one_line(&text)
         };
         self.history_as(&created_by, layer);
     }
@@ -369,22 +388,66 @@ impl StageRun<'_, '_> {
         self.finish_layer(ins, writer)
     }
 
-    /// `ADD --checksum=sha256:...`, which only URL sources take.
+    /// `ADD --checksum`: `sha256:...` for URL sources, the full commit SHA for a git source.
     fn add_checksum(
         &self,
         ins: &Instruction,
         a: &AddInstr,
-    ) -> Result<Option<registry::Digest>, BuildError> {
+    ) -> Result<Option<AddChecksum>, BuildError> {
         let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
         let Some(c) = &a.checksum else {
             return Ok(None);
         };
+        if a.sources.iter().any(|s| GitSource::parse(s).is_some()) {
+            if a.sources.len() != 1 || !a.heredocs.is_empty() {
+                return Err(at(&"--checksum with a git source takes no other sources"));
+            }
+            if !super::git::is_commit_sha(c) {
+                return Err(at(&format!(
+                    "invalid --checksum {c:?} for a git source: expected a full commit SHA"
+                )));
+            }
+            return Ok(Some(AddChecksum::GitCommit(c.to_ascii_lowercase())));
+        }
         if !a.sources.iter().any(|s| is_url(s)) {
-            return Err(at(&"--checksum is only supported for HTTP(S) sources"));
+            return Err(at(
+                &"--checksum is only supported for HTTP(S) and git sources",
+            ));
         }
         c.parse::<registry::Digest>()
-            .map(Some)
+            .map(|d| Some(AddChecksum::Http(d)))
             .map_err(|e| at(&format!("invalid --checksum: {e}")))
+    }
+
+    /// Resolves a git source to a commit once per step; with `--checksum`, a different commit
+    /// is an error naming both.
+    fn git_resolve(
+        &mut self,
+        ins: &Instruction,
+        src: &str,
+        g: GitSource,
+        expected: Option<&AddChecksum>,
+    ) -> Result<super::git::Prepared, BuildError> {
+        let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
+        let p = match self.git.get(src) {
+            Some(p) => p.clone(),
+            None => {
+                let p = super::git::Prepared::resolve(g, self.builder.work_dir()?)
+                    .map_err(|e| at(&e))?;
+                self.git.insert(src.to_string(), p.clone());
+                p
+            }
+        };
+        if let Some(AddChecksum::GitCommit(want)) = expected {
+            if want != &p.commit {
+                return Err(at(&format!(
+                    "checksum mismatch for {}: expected commit {want}, got {}",
+                    p.source.display(),
+                    p.commit
+                )));
+            }
+        }
+        Ok(p)
     }
 
     /// Downloads `url` once per step.
@@ -409,10 +472,20 @@ impl StageRun<'_, '_> {
         let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
         let expected = self.add_checksum(ins, a)?;
         let mut remote = Vec::new();
+        let want = match &expected {
+            Some(AddChecksum::Http(d)) => Some(d),
+            _ => None,
+        };
         for url in a.sources.iter().filter(|s| is_url(s)) {
-            remote.push(self.fetch(ins, url, expected.as_ref())?);
+            remote.push(self.fetch(ins, url, want)?);
         }
-        let local: Vec<String> = a.sources.iter().filter(|s| !is_url(s)).cloned().collect();
+        let mut repos = Vec::new();
+        for src in &a.sources {
+            if let Some(g) = GitSource::parse(src) {
+                repos.push(self.git_resolve(ins, src, g, expected.as_ref())?);
+            }
+        }
+        let local: Vec<String> = a.sources.iter().filter(|s| is_local(s)).cloned().collect();
         let stage_view = self.view()?;
         let view = RootfsView::new(stage_view.rootfs());
         let opts = SourceOptions {
@@ -470,6 +543,39 @@ impl StageRun<'_, '_> {
                 payload: super::copy::Payload::Host(d.path.clone()),
                 root: true,
             });
+        }
+        // A git repository is copied like a local directory: its working tree (or subdir),
+        // owned by root unless --chown, modes and symlinks from git. Its mtimes are fixed so the
+        // layer does not depend on when it was checked out: SOURCE_DATE_EPOCH when set, else
+        // the Unix epoch (our choice for reproducibility, not copied from BuildKit).
+        let git_mtime = self.builder.opts.source_date_epoch.unwrap_or(0);
+        for p in &repos {
+            let (dir, commit) = p.checkout(a.keep_git_dir).map_err(|e| at(&e))?;
+            if let Some(AddChecksum::GitCommit(want)) = &expected {
+                if want != &commit {
+                    return Err(at(&format!(
+                        "checksum mismatch for {}: expected commit {want}, got {commit}",
+                        p.source.display()
+                    )));
+                }
+            }
+            let no_ignore = Ignore::from_patterns::<&str>(&[]).expect("empty pattern list");
+            let repo = Context::with_ignore(&dir, no_ignore).map_err(|e| at(&e))?;
+            let sub = p.source.subdir.clone().unwrap_or_else(|| ".".to_string());
+            let found = repo
+                .resolve_sources(std::slice::from_ref(&sub), &opts)
+                .map_err(|e| match e {
+                    crate::context::Error::SourceNotFound { .. } => at(&format!(
+                        "subdirectory {sub:?} not found in {} at commit {commit}",
+                        p.source.display()
+                    )),
+                    e => at(&e),
+                })?;
+            for e in &found {
+                let mut entry = CopyEntry::from_source(e);
+                entry.meta.mtime = git_mtime;
+                entries.push(entry);
+            }
         }
         let mut writer = self.new_layer()?;
         let mut spec = spec;
@@ -542,8 +648,20 @@ fn view_of(
     })
 }
 
+/// What `ADD --checksum` checks: a URL's content digest or a git source's commit.
+enum AddChecksum {
+    Http(registry::Digest),
+    GitCommit(String),
+}
+
+/// An HTTP(S) URL that is not a git repository (those end in `.git`).
 fn is_url(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://")
+    (s.starts_with("http://") || s.starts_with("https://")) && GitSource::parse(s).is_none()
+}
+
+/// A source read from the build context: neither a URL nor a git repository.
+fn is_local(s: &str) -> bool {
+    !is_url(s) && GitSource::parse(s).is_none()
 }
 
 fn one_line(s: &str) -> String {
