@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 LIB = Path(__file__).resolve().parent.parent / "lib"
@@ -69,8 +69,9 @@ class Kiln:
     def build_push(self, root: Path, spec: BuildSpec, dest: str) -> list[str]:
         """`build --push`: kiln's way to build and publish (layers upload while later steps
         run), as `docker buildx build --push` is Docker's."""
-        argv = self.build(root, spec)
-        return argv[:-1] + ["-t", dest, "--push", argv[-1]]
+        # Only the destination as tag: --push pushes every -t name.
+        argv = self.build(root, replace(spec, tag=dest))
+        return argv[:-1] + ["--push", argv[-1]]
 
     def pull(self, root: Path, ref: str) -> list[str]:
         return self._base(root) + ["pull", ref]

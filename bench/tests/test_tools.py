@@ -16,6 +16,9 @@ class KilnArgv(unittest.TestCase):
         i = argv.index("localhost:5000/bench/app:latest")
         self.assertEqual(argv[i - 1], "-t")
         self.assertEqual(argv[argv.index("--target") + 1], "final")
+        # Every -t name is pushed: the local name must not be among them.
+        self.assertNotIn("bench-app", argv)
+        self.assertEqual(argv.count("-t"), 1)
 
 
 if __name__ == "__main__":

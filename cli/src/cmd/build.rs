@@ -174,7 +174,8 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
     }
     report(&args, &image, &tags)?;
     if let Some(rt) = push_rt {
-        let remote = registry_flags.remote(3, super::remote::Verb::Push)?;
+        let remote =
+            registry_flags.remote(super::remote::DEFAULT_UPLOADS, super::remote::Verb::Push)?;
         for tag in &tags {
             let pushed = rt
                 .block_on(registry::remote::push::push(
@@ -213,7 +214,8 @@ impl EarlyPush {
         let remote = std::sync::Arc::new(remote);
         let task = rt.spawn(async move {
             let mut uploads = tokio::task::JoinSet::new();
-            let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(3));
+            let limit =
+                std::sync::Arc::new(tokio::sync::Semaphore::new(super::remote::DEFAULT_UPLOADS));
             while let Some(layer) = rx.recv().await {
                 let (remote, store, dest) = (remote.clone(), store.clone(), dest.clone());
                 let limit = limit.clone();

@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long)]
     platform: Option<String>,
     /// Layers downloaded at once
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = super::remote::DEFAULT_DOWNLOADS, value_name = "N")]
     max_concurrent_downloads: usize,
     #[command(flatten)]
     registry: RegistryFlags,

@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(value_name = "DEST")]
     dest: Option<String>,
     /// Layers uploaded at once
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = super::remote::DEFAULT_UPLOADS, value_name = "N")]
     max_concurrent_uploads: usize,
     #[command(flatten)]
     registry: RegistryFlags,

@@ -56,9 +56,15 @@ impl RegistryFlags {
             quiet: true,
             ..self.clone()
         };
-        quiet.remote(3, Verb::Push)
+        quiet.remote(DEFAULT_UPLOADS, Verb::Push)
     }
 }
+
+/// Layers uploaded at once by default: dockerd's `max-concurrent-uploads` (with fewer, the last
+/// big layer of an image uploads alone and the registry's ingest sits partly idle).
+pub const DEFAULT_UPLOADS: usize = 5;
+/// Layers downloaded at once by default: dockerd's `max-concurrent-downloads`.
+pub const DEFAULT_DOWNLOADS: usize = 3;
 
 /// A multi-threaded runtime for one command.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

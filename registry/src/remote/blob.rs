@@ -24,7 +24,7 @@ const BLOB_ATTEMPTS: u32 = 5;
 /// Blobs up to this size are uploaded with a single PUT.
 const MONOLITHIC_MAX: u64 = 1 << 20;
 /// Read buffer for uploads from disk.
-const UPLOAD_BUF: usize = 256 << 10;
+const UPLOAD_BUF: usize = 1 << 20;
 
 /// Downloads `desc` from `repo` into the store unless it is there already. The bytes are
 /// hashed while written and committed only if digest and size match; a dropped connection
