@@ -42,8 +42,8 @@ impl From<&FileStat> for Key {
             dev: s.dev,
             ino: s.ino,
             size: s.size,
-            mtime_ns: s.mtime_ns,
-            ctime_ns: s.ctime_ns,
+            mtime_ns: s.mtime_ns.into(),
+            ctime_ns: s.ctime_ns.into(),
         }
     }
 }
@@ -58,10 +58,23 @@ pub struct ChecksumStats {
 }
 
 /// The persistent stat cache of file digests.
+/// A SHA-256 as raw bytes: a cache of 100k files keeps 32 bytes per file, not a hex string.
+type Sha = [u8; 32];
+
+fn sha_of(d: &Digest) -> Option<Sha> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(d.hex(), &mut out).ok()?;
+    Some(out)
+}
+
+fn digest_of(sha: &Sha) -> Digest {
+    Digest::from_bytes(registry::digest::Algorithm::Sha256, sha)
+}
+
 #[derive(Debug)]
 pub struct ChecksumCache {
     path: PathBuf,
-    entries: HashMap<PathBuf, (Key, Digest)>,
+    entries: HashMap<Box<str>, (Key, Sha)>,
     dirty: bool,
     opened_ns: i128,
     stats: ChecksumStats,
@@ -79,8 +92,9 @@ impl ChecksumCache {
     pub fn open(dir: &Path) -> Result<ChecksumCache> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(FILE_NAME);
-        let entries = match std::fs::read_to_string(&path) {
-            Ok(text) => match parse(&text, &path) {
+        // Streamed: the file of a 100k-file context is ~20 MB of text.
+        let entries = match File::open(&path) {
+            Ok(f) => match parse(io::BufReader::new(f), &path) {
                 Ok(entries) => entries,
                 Err(e) => {
                     tracing::warn!("discarding checksum cache: {e}");
@@ -107,22 +121,26 @@ impl ChecksumCache {
     /// The sha256 of a file's contents, from the cache when its stat is unchanged.
     pub fn file_digest(&mut self, path: &Path, stat: &FileStat) -> Result<Digest> {
         let key = Key::from(stat);
-        if let Some((k, d)) = self.entries.get(path) {
+        let cached = path.to_str().and_then(|p| self.entries.get(p));
+        if let Some((k, sha)) = cached {
             if *k == key {
                 self.stats.cached_files += 1;
-                return Ok(d.clone());
+                return Ok(digest_of(sha));
             }
         }
         let digest = hash_file(path, stat.size)?;
         self.stats.hashed_files += 1;
-        let racy = stat.ctime_ns.max(stat.mtime_ns) > self.opened_ns - RACY_WINDOW_NS;
-        let storable = path.to_str().is_some_and(|p| !p.contains('\n'));
-        if !racy && storable {
-            self.entries
-                .insert(path.to_path_buf(), (key, digest.clone()));
-            self.dirty = true;
-        } else {
-            self.entries.remove(path);
+        let racy = i128::from(stat.ctime_ns.max(stat.mtime_ns)) > self.opened_ns - RACY_WINDOW_NS;
+        let storable = path.to_str().filter(|p| !p.contains('\n'));
+        match (storable, sha_of(&digest)) {
+            (Some(p), Some(sha)) if !racy => {
+                self.entries.insert(p.into(), (key, sha));
+                self.dirty = true;
+            }
+            (Some(p), _) => {
+                self.entries.remove(p);
+            }
+            (None, _) => {}
         }
         Ok(digest)
     }
@@ -132,26 +150,31 @@ impl ChecksumCache {
         if !self.dirty {
             return Ok(());
         }
-        let mut text = String::from(HEADER);
-        text.push('\n');
-        let mut rows: Vec<_> = self.entries.iter().collect();
-        rows.sort_by(|a, b| a.0.cmp(b.0));
-        for (path, (k, d)) in rows {
-            let p = path.to_str().expect("only UTF-8 paths are cached");
-            text.push_str(&format!(
-                "{} {} {} {} {} {} {p}\n",
-                d.hex(),
-                k.dev,
-                k.ino,
-                k.size,
-                k.mtime_ns,
-                k.ctime_ns
-            ));
-        }
         let dir = self.path.parent().expect("cache file has a parent");
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-        tmp.write_all(text.as_bytes())
-            .map_err(|e| Error::io(tmp.path(), e))?;
+        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+        let mut rows: Vec<_> = self.entries.iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut w = io::BufWriter::new(tmp);
+        let written = (|| -> io::Result<()> {
+            writeln!(w, "{HEADER}")?;
+            for (p, (k, sha)) in rows {
+                writeln!(
+                    w,
+                    "{} {} {} {} {} {} {p}",
+                    hex::encode(sha),
+                    k.dev,
+                    k.ino,
+                    k.size,
+                    k.mtime_ns,
+                    k.ctime_ns
+                )?;
+            }
+            w.flush()
+        })();
+        written.map_err(|e| Error::io(&self.path, e))?;
+        let tmp = w
+            .into_inner()
+            .map_err(|e| Error::io(&self.path, e.into_error()))?;
         tmp.persist(&self.path)
             .map_err(|e| Error::io(&self.path, e.error))?;
         self.dirty = false;
@@ -159,22 +182,23 @@ impl ChecksumCache {
     }
 }
 
-fn parse(text: &str, path: &Path) -> Result<HashMap<PathBuf, (Key, Digest)>> {
-    let mut lines = text.lines();
+fn parse(text: impl io::BufRead, path: &Path) -> Result<HashMap<Box<str>, (Key, Sha)>> {
     let bad = |line| Error::BadCache {
         path: path.to_path_buf(),
         line,
     };
-    if lines.next() != Some(HEADER) {
-        return Err(bad(1));
+    let mut lines = text.lines();
+    match lines.next() {
+        Some(Ok(h)) if h == HEADER => {}
+        _ => return Err(bad(1)),
     }
     let mut out = HashMap::new();
     for (i, line) in lines.enumerate() {
+        let line = line.map_err(|_| bad(i + 2))?;
         let mut f = line.splitn(7, ' ');
         let mut next = || f.next().ok_or(bad(i + 2));
-        let digest: Digest = format!("sha256:{}", next()?)
-            .parse()
-            .map_err(|_| bad(i + 2))?;
+        let mut sha = [0u8; 32];
+        hex::decode_to_slice(next()?, &mut sha).map_err(|_| bad(i + 2))?;
         let num = |s: &str| s.parse::<i128>().map_err(|_| bad(i + 2));
         let key = Key {
             dev: num(next()?)? as u64,
@@ -183,7 +207,7 @@ fn parse(text: &str, path: &Path) -> Result<HashMap<PathBuf, (Key, Digest)>> {
             mtime_ns: num(next()?)?,
             ctime_ns: num(next()?)?,
         };
-        out.insert(PathBuf::from(next()?), (key, digest));
+        out.insert(next()?.into(), (key, sha));
     }
     Ok(out)
 }

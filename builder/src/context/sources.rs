@@ -62,8 +62,9 @@ pub struct FileStat {
     pub dev: u64,
     pub ino: u64,
     pub size: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
+    /// Nanoseconds since the epoch (i64 lasts until 2262 and keeps entries small).
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
     pub nlink: u64,
 }
 
@@ -73,8 +74,8 @@ impl FileStat {
             dev: md.dev(),
             ino: md.ino(),
             size: md.size(),
-            mtime_ns: md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128,
-            ctime_ns: md.ctime() as i128 * 1_000_000_000 + md.ctime_nsec() as i128,
+            mtime_ns: md.mtime().saturating_mul(1_000_000_000) + md.mtime_nsec(),
+            ctime_ns: md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec(),
             nlink: md.nlink(),
         }
     }
@@ -95,6 +96,59 @@ pub struct SourceEntry {
     /// A top-level source that is not a directory. With a single such source and a
     /// destination without a trailing `/`, the executor names the file after the destination.
     pub root: bool,
+    /// Added "if absent" while resolving (see `Found`); no meaning afterwards.
+    weak: bool,
+}
+
+/// Entries as the sources are walked, in a flat list (a context of 100k files must not be held
+/// twice, as a map and then a list): a later entry replaces an earlier one with the same
+/// destination, except one added "if absent" (a `--parents` directory), which yields to any.
+#[derive(Default)]
+struct Found {
+    entries: Vec<SourceEntry>,
+}
+
+impl Found {
+    fn insert(&mut self, e: SourceEntry) {
+        self.entries.push(e);
+    }
+
+    fn insert_if_absent(&mut self, e: SourceEntry) {
+        self.entries.push(SourceEntry { weak: true, ..e });
+    }
+
+    fn extend(&mut self, e: Option<SourceEntry>) {
+        if let Some(e) = e {
+            self.insert(e);
+        }
+    }
+
+    /// Sorted by destination, one entry per destination: the last one inserted, or the first
+    /// "if absent" one when there is no other.
+    fn into_sorted(mut self) -> Vec<SourceEntry> {
+        // Stable: equal destinations stay in insertion order.
+        self.entries.sort_by(|a, b| a.dest.cmp(&b.dest));
+        let mut keep = vec![false; self.entries.len()];
+        let mut start = 0;
+        while start < self.entries.len() {
+            let dest = &self.entries[start].dest;
+            let end = start
+                + self.entries[start..]
+                    .iter()
+                    .take_while(|e| &e.dest == dest)
+                    .count();
+            let run = &self.entries[start..end];
+            let chosen = run.iter().rposition(|e| !e.weak).unwrap_or(0);
+            keep[start + chosen] = true;
+            start = end;
+        }
+        let mut i = 0;
+        self.entries.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        self.entries
+    }
 }
 
 impl Context {
@@ -110,11 +164,11 @@ impl Context {
         } else {
             Some(Ignore::from_patterns(&opts.excludes)?)
         };
-        let mut out: BTreeMap<String, SourceEntry> = BTreeMap::new();
+        let mut out = Found::default();
         for src in sources {
             self.resolve_one(src, opts.parents, excludes.as_ref(), &mut out)?;
         }
-        let mut entries: Vec<SourceEntry> = out.into_values().collect();
+        let mut entries = out.into_sorted();
         link_hardlinks(&mut entries);
         Ok(entries)
     }
@@ -124,7 +178,7 @@ impl Context {
         src: &str,
         parents: bool,
         excludes: Option<&Ignore>,
-        out: &mut BTreeMap<String, SourceEntry>,
+        out: &mut Found,
     ) -> Result<()> {
         let not_found = || Error::SourceNotFound {
             path: src.to_string(),
@@ -183,12 +237,12 @@ impl Context {
             if md.is_dir() {
                 if parents && !dest_base.is_empty() {
                     let e = entry(dest_base.clone(), &host, &md, false)?;
-                    out.extend(e.map(|e| (e.dest.clone(), e)));
+                    out.extend(e);
                 }
                 Walk::new(self, excludes).run(&real, &host, &mut |v: Visited| {
                     let dest = join_rel(&dest_base, &v.src_rel);
                     if let Some(e) = entry(dest, &v.host, &v.metadata, false)? {
-                        out.insert(e.dest.clone(), e);
+                        out.insert(e);
                     }
                     Ok(())
                 })?;
@@ -199,7 +253,7 @@ impl Context {
                     m.rsplit('/').next().unwrap_or(&m).to_string()
                 };
                 if let Some(e) = entry(dest, &host, &md, !parents)? {
-                    out.insert(e.dest.clone(), e);
+                    out.insert(e);
                 }
             }
         }
@@ -211,12 +265,7 @@ impl Context {
     }
 
     /// With --parents, the directories above a source (below the pivot) are copied too.
-    fn add_parents(
-        &self,
-        lexical: &str,
-        dest: &str,
-        out: &mut BTreeMap<String, SourceEntry>,
-    ) -> Result<()> {
+    fn add_parents(&self, lexical: &str, dest: &str, out: &mut Found) -> Result<()> {
         let skip = lexical.len() - dest.len();
         let mut idx = skip;
         while let Some(i) = lexical[idx..].find('/') {
@@ -224,7 +273,7 @@ impl Context {
             if let Some((_, host, md)) = self.lookup(dir, true, lexical)? {
                 let d = dir[skip..].to_string();
                 if let Some(e) = entry(d, &host, &md, false)? {
-                    out.entry(e.dest.clone()).or_insert(e);
+                    out.insert_if_absent(e);
                 }
             }
             idx += i + 1;
@@ -382,6 +431,7 @@ fn entry(dest: String, host: &Path, md: &Metadata, root: bool) -> Result<Option<
         host_path: host.to_path_buf(),
         stat: FileStat::of(md),
         root,
+        weak: false,
     }))
 }
 

@@ -54,19 +54,26 @@ pub struct CopyEntry {
     pub root: bool,
 }
 
-impl CopyEntry {
-    pub fn from_source(e: &SourceEntry) -> CopyEntry {
+/// Moves the strings over: a context of 100k files is not cloned to be copied.
+impl From<SourceEntry> for CopyEntry {
+    fn from(e: SourceEntry) -> CopyEntry {
         let payload = match e.kind {
-            EntryKind::File { .. } => Payload::Host(e.host_path.clone()),
+            EntryKind::File { .. } => Payload::Host(e.host_path),
             _ => Payload::None,
         };
         CopyEntry {
-            rel: e.dest.clone(),
-            kind: e.kind.clone(),
-            meta: e.meta.clone(),
+            rel: e.dest,
+            kind: e.kind,
+            meta: e.meta,
             payload,
             root: e.root,
         }
+    }
+}
+
+impl CopyEntry {
+    pub fn from_source(e: &SourceEntry) -> CopyEntry {
+        CopyEntry::from(e.clone())
     }
 
     pub fn inline(name: &str, content: &[u8], mode: u32, mtime: i64) -> CopyEntry {

@@ -372,7 +372,7 @@ impl StageRun<'_, '_> {
             c.chmod.as_deref(),
             c.from.is_some(),
         )?;
-        let mut entries: Vec<CopyEntry> = sources.iter().map(CopyEntry::from_source).collect();
+        let mut entries: Vec<CopyEntry> = sources.into_iter().map(CopyEntry::from).collect();
         for h in &c.heredocs {
             let mode = spec.chmod.unwrap_or(0o644);
             entries.push(CopyEntry::inline(
