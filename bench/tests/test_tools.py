@@ -21,5 +21,15 @@ class KilnArgv(unittest.TestCase):
         self.assertEqual(argv.count("-t"), 1)
 
 
+
+class ScalingRuns(unittest.TestCase):
+    def test_transfers_get_three_runs_unless_quick(self):
+        from types import SimpleNamespace
+        from kilnbench.scaling import transfer_runs
+        self.assertEqual(transfer_runs(SimpleNamespace(scaling_runs=1, quick=False)), 3)
+        self.assertEqual(transfer_runs(SimpleNamespace(scaling_runs=1, quick=True)), 1)
+        self.assertEqual(transfer_runs(SimpleNamespace(scaling_runs=5, quick=False)), 5)
+
+
 if __name__ == "__main__":
     unittest.main()
