@@ -7,6 +7,7 @@ sample instead of stopping the harness.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,7 @@ def compare(
             except SetupError as e:
                 sample = failed("(setup)", f"setup failed: {e}")
             else:
+                settle()
                 sample = run_measured(argv, log)
             finally:
                 try:
@@ -107,6 +109,13 @@ def compare(
             comparison.samples[c.name].append(sample)
             _progress(f"{c.name} #{i + 1}", sample)
     return comparison
+
+
+def settle() -> None:
+    """Flush what untimed setup and the previous command left dirty (removed stores, written
+    layers) before the next timed command, so no contender pays for another's writeback or
+    the disk's discards; fsync-ing tools (kiln) would otherwise pay most."""
+    os.sync()
 
 
 def prime(logs: Path, label: str, argv: list[str]) -> Sample:
