@@ -13,6 +13,7 @@ import shlex
 import signal
 import statistics
 import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -117,13 +118,23 @@ def run_measured(
             )
         except OSError as e:
             return failed(command, f"cannot start {TIME_BIN}: {e}", str(log_path))
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        # A blocking wait: Popen.wait(timeout=...) polls with sleeps of up to 50 ms, which
+        # rounded every sub-second time up. The timeout is a timer that kills the group.
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return failed(command, f"timed out after {timeout:.0f} s", str(log_path))
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            code = proc.wait()
+        finally:
+            timer.cancel()
         seconds = time.monotonic() - start
+        if timed_out.is_set():
+            return failed(command, f"timed out after {timeout:.0f} s", str(log_path))
     try:
         report = parse_time_v(time_path.read_text(errors="replace"))
     except OSError:

@@ -53,6 +53,12 @@ class RunMeasured(unittest.TestCase):
         self.assertFalse(s.ok)
         self.assertIn("timed out", s.error)
 
+    def test_short_commands_are_not_rounded_up_to_a_polling_interval(self):
+        # A polling wait (sleeps doubling up to 50 ms) would report `sleep 0.12` as ~0.16 s.
+        best = min(run_measured(["sleep", "0.12"], self.dir / f"e{i}.log").seconds
+                   for i in range(3))
+        self.assertLess(best - 0.12, 0.02)
+
 
 class Headline(unittest.TestCase):
     def test_prefers_the_error_line_over_clap_footer(self):
