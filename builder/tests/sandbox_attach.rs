@@ -1,33 +1,13 @@
 //! The sandbox's foreground mode (`kiln run`) and docker's exit codes for commands that
 //! cannot start. Needs root; fails instead of skipping when CI=true.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
-use builder::sandbox::{ExitStatus, LinuxSandbox, RunSpec, Sandbox, SetupStage, Stream};
+use builder::sandbox::{ExitStatus, RunSpec, Sandbox, SetupStage, Stream};
 
-fn sandbox() -> Option<LinuxSandbox> {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let problem = if !rustix::process::geteuid().is_root() {
-        Some("not root")
-    } else if !Path::new("/bin/busybox").exists() {
-        Some("/bin/busybox (busybox-static) missing")
-    } else {
-        None
-    };
-    if let Some(p) = problem {
-        assert!(
-            !ci,
-            "sandbox tests cannot run ({p}) and CI=true forbids skipping"
-        );
-        eprintln!("note: skipping sandbox test: {p}");
-        return None;
-    }
-    Some(LinuxSandbox::new(
-        env!("CARGO_BIN_EXE_kiln-sandbox-init"),
-        vec![],
-    ))
-}
+use common::sandbox;
 
 fn busybox_root() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();

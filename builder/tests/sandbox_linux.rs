@@ -1,6 +1,8 @@
 //! The Linux sandbox, for real: namespaces, a busybox rootfs made from Debian's static
 //! busybox. These need root (or a user namespace) and fail instead of skipping when CI=true.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use builder::sandbox::{
@@ -8,28 +10,7 @@ use builder::sandbox::{
     SandboxError, Stream,
 };
 
-fn sandbox() -> Option<LinuxSandbox> {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let problem = if !rustix::process::geteuid().is_root() {
-        Some("not root".to_string())
-    } else if !Path::new("/bin/busybox").exists() {
-        Some("/bin/busybox (busybox-static) missing".to_string())
-    } else {
-        None
-    };
-    if let Some(p) = problem {
-        assert!(
-            !ci,
-            "sandbox tests cannot run ({p}) and CI=true forbids skipping"
-        );
-        eprintln!("note: skipping sandbox test: {p}");
-        return None;
-    }
-    Some(LinuxSandbox::new(
-        env!("CARGO_BIN_EXE_kiln-sandbox-init"),
-        vec![],
-    ))
-}
+use common::sandbox;
 
 /// A rootfs with busybox and its applets in /bin, plus /tmp.
 fn busybox_root() -> tempfile::TempDir {

@@ -2,27 +2,15 @@
 //! the sandbox on the snapshot, its diff (without kiln's mount stubs), commit and the next
 //! step on top. Both snapshotters must report the same changes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use builder::sandbox::{LinuxSandbox, RunSpec, Sandbox, Stream};
 use builder::snapshot::{open_snapshotter, Change, RecordingSink, SnapshotterKind};
 use registry::Digest;
 
-fn sandbox() -> Option<LinuxSandbox> {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    if !rustix::process::geteuid().is_root() || !Path::new("/bin/busybox").exists() {
-        assert!(
-            !ci,
-            "sandbox tests need root and /bin/busybox; CI=true forbids skipping"
-        );
-        eprintln!("note: skipping: needs root and /bin/busybox");
-        return None;
-    }
-    Some(LinuxSandbox::new(
-        env!("CARGO_BIN_EXE_kiln-sandbox-init"),
-        vec![],
-    ))
-}
+use common::sandbox;
 
 /// `FROM scratch` + `COPY busybox /bin/` + applet symlinks, as a layer tar.
 fn busybox_layer() -> Vec<u8> {

@@ -2,6 +2,8 @@
 //! hardlinks, symlinks, setuid bits and file capabilities. The diff, written as a tar and
 //! applied onto the parent, reproduces the step's tree; committed snapshots stack.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -11,19 +13,9 @@ use builder::fs::{unpack_layer, UnpackOptions};
 use builder::snapshot::{open_snapshotter, Change, RecordingSink, SnapshotterKind, TarSink};
 use registry::Digest;
 
-const CAP_NET_BIND: [u8; 20] = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+use common::require_root;
 
-fn require_root(what: &str) -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{what} needs root; CI=true forbids skipping"
-    );
-    eprintln!("note: skipping {what}: needs root");
-    false
-}
+const CAP_NET_BIND: [u8; 20] = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
 fn base_layer() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());

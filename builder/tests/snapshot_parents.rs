@@ -4,6 +4,8 @@
 //! `a` is written into. Both snapshotters must show `a` as the layer that listed it left it:
 //! mode, owner and mtime.
 
+mod common;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
@@ -12,24 +14,14 @@ use builder::snapshot::overlay::OverlaySnapshotter;
 use builder::snapshot::{SnapshotView, Snapshotter};
 use registry::Digest;
 
+use common::require_root;
+
 /// Mode, owner (uid = gid) and mtime of a tar entry or a directory in a view.
 type Meta = (u32, u32, i64);
 
 const A: Meta = (0o750, 1000, 1_234_567_890);
 const B: Meta = (0o2700, 2000, 1_300_000_000);
 const FILE: Meta = (0o644, 0, 1_400_000_000);
-
-fn require_root(what: &str) -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{what} needs root; CI=true forbids skipping"
-    );
-    eprintln!("note: skipping {what}: needs root");
-    false
-}
 
 fn entry(b: &mut tar::Builder<Vec<u8>>, path: &str, kind: tar::EntryType, meta: Meta) {
     let (mode, owner, mtime) = meta;

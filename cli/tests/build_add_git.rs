@@ -344,25 +344,13 @@ fn add_steps(k: &Kiln, ctx: &Path) -> Vec<String> {
         .output();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "build failed:\n{stderr}");
-    let mut ids = Vec::new();
-    let mut status = Vec::new();
-    for line in stderr.lines() {
-        let Some((id, text)) = line.split_once(' ') else {
-            continue;
-        };
-        if text.starts_with('[') && text.contains("] ADD ") {
-            ids.push(id.to_string());
-        } else if ids.last().is_some_and(|i| i == id) {
-            if let Some(word) = text
-                .split_whitespace()
-                .next()
-                .filter(|w| *w == "DONE" || *w == "CACHED")
-            {
-                status.push(word.to_string());
-            }
-        }
-    }
-    assert_eq!(status.len(), ids.len(), "{stderr}");
+    let adds = stderr.matches("] ADD ").count();
+    let status: Vec<String> = common::step_statuses(&stderr)
+        .into_iter()
+        .filter(|(text, _)| text.starts_with("ADD "))
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(status.len(), adds, "{stderr}");
     status
 }
 

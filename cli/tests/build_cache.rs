@@ -45,26 +45,7 @@ fn build(k: &Kiln, ctx: &Path, extra: &[&str]) -> (String, BTreeMap<String, Stri
         .output();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "build failed:\n{stderr}");
-    let mut steps = BTreeMap::new();
-    let mut current = String::new();
-    for line in stderr.lines() {
-        let Some(rest) = line.strip_prefix('#') else {
-            continue;
-        };
-        let Some((_, text)) = rest.split_once(' ') else {
-            continue;
-        };
-        if text.starts_with('[') {
-            current = text
-                .split_once("] ")
-                .map(|(_, t)| t.to_string())
-                .unwrap_or_default();
-        } else if let Some(status) = text.split_whitespace().next() {
-            if status == "DONE" || status == "CACHED" {
-                steps.insert(current.clone(), status.to_string());
-            }
-        }
-    }
+    let steps = common::step_statuses(&stderr).into_iter().collect();
     (fs::read_to_string(iid).unwrap(), steps)
 }
 

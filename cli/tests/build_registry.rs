@@ -7,6 +7,16 @@ use std::fs;
 
 use common::{Kiln, LocalRegistry};
 
+/// `kiln inspect` of `name` in the registry (`docker://`) and in the store.
+fn inspect_remote_and_local(k: &Kiln, name: &str) -> (serde_json::Value, serde_json::Value) {
+    let remote = k.cmd(["inspect", &format!("docker://{name}")]).stdout();
+    let local = k.cmd(["inspect", name]).stdout();
+    (
+        serde_json::from_str(&remote).unwrap(),
+        serde_json::from_str(&local).unwrap(),
+    )
+}
+
 #[test]
 fn push_then_build_from_the_registry_in_a_fresh_store() {
     let Some(reg) = LocalRegistry::start() else {
@@ -22,21 +32,12 @@ fn push_then_build_from_the_registry_in_a_fresh_store() {
     .unwrap();
     fs::write(ctx.join("base.txt"), "base\n").unwrap();
     let name = format!("{}/kiln/base:v1", reg.host);
-    let err = a
-        .cmd(["build", "-q", "--push", "-t", &name])
+    a.cmd(["build", "-q", "--push", "-t", &name])
         .arg(&ctx)
-        .output();
-    assert!(
-        err.status.success(),
-        "{}",
-        String::from_utf8_lossy(&err.stderr)
-    );
+        .stdout();
 
     // inspect docker:// reads config and diff_ids without pulling.
-    let remote = a.cmd(["inspect", &format!("docker://{name}")]).stdout();
-    let local = a.cmd(["inspect", &name]).stdout();
-    let rv: serde_json::Value = serde_json::from_str(&remote).unwrap();
-    let lv: serde_json::Value = serde_json::from_str(&local).unwrap();
+    let (rv, lv) = inspect_remote_and_local(&a, &name);
     assert_eq!(rv[0]["RootFS"], lv[0]["RootFS"]);
     assert_eq!(rv[0]["Id"], lv[0]["Id"]);
     let raw = a
@@ -89,19 +90,10 @@ fn build_push_uploads_layers_while_later_steps_run() {
     )
     .unwrap();
     let name = format!("{}/kiln/early:v1", reg.host);
-    let out = k
-        .cmd(["build", "-q", "--push", "-t", &name])
+    k.cmd(["build", "-q", "--push", "-t", &name])
         .arg(&ctx)
-        .output();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .stdout();
     // The push after the build completed the image.
-    let remote = k.cmd(["inspect", &format!("docker://{name}")]).stdout();
-    let local = k.cmd(["inspect", &name]).stdout();
-    let rv: serde_json::Value = serde_json::from_str(&remote).unwrap();
-    let lv: serde_json::Value = serde_json::from_str(&local).unwrap();
+    let (rv, lv) = inspect_remote_and_local(&k, &name);
     assert_eq!(rv[0]["Id"], lv[0]["Id"]);
 }

@@ -20,6 +20,14 @@ impl Timestamp {
         Timestamp { secs, nanos: 0 }
     }
 
+    /// The modification time in `st`.
+    pub fn mtime_of(st: &rfs::Stat) -> Timestamp {
+        Timestamp {
+            secs: st.st_mtime,
+            nanos: st.st_mtime_nsec as u32,
+        }
+    }
+
     fn timespec(self) -> Timespec {
         Timespec {
             tv_sec: self.secs,
@@ -43,16 +51,18 @@ pub struct EntryMeta {
 impl EntryMeta {
     /// Metadata of `path` (not followed) from an already obtained `lstat`.
     pub fn from_stat(path: &Path, st: &rfs::Stat) -> io::Result<EntryMeta> {
-        Ok(EntryMeta {
+        Ok(EntryMeta::with_xattrs(st, read_xattrs(path)?))
+    }
+
+    /// Mode, owner and mtime from `st`, with the given xattrs.
+    pub fn with_xattrs(st: &rfs::Stat, xattrs: Vec<(String, Vec<u8>)>) -> EntryMeta {
+        EntryMeta {
             mode: st.st_mode & 0o7777,
             uid: st.st_uid,
             gid: st.st_gid,
-            mtime: Timestamp {
-                secs: st.st_mtime,
-                nanos: st.st_mtime_nsec as u32,
-            },
-            xattrs: read_xattrs(path)?,
-        })
+            mtime: Timestamp::mtime_of(st),
+            xattrs,
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{self as rfs, Mode, OFlags};
 
-use super::meta::{read_xattrs_fd, EntryMeta, Timestamp};
+use super::meta::{read_xattrs_fd, EntryMeta};
 use super::unpack::{OVERLAY_OPAQUE_XATTR, USER_OVERLAY_OPAQUE_XATTR};
 
 /// Metadata (mode, owner as stored on disk, mtime, xattrs other than overlayfs' own) of the
@@ -120,16 +120,7 @@ fn dir_meta(dir: BorrowedFd<'_>) -> io::Result<EntryMeta> {
         .into_iter()
         .filter(|(name, _)| !is_overlay_private(name))
         .collect();
-    Ok(EntryMeta {
-        mode: st.st_mode & 0o7777,
-        uid: st.st_uid,
-        gid: st.st_gid,
-        mtime: Timestamp {
-            secs: st.st_mtime,
-            nanos: st.st_mtime_nsec as u32,
-        },
-        xattrs,
-    })
+    Ok(EntryMeta::with_xattrs(&st, xattrs))
 }
 
 /// overlayfs' own markers belong to the lower dir's place in the stack, not to the directory

@@ -78,10 +78,7 @@ impl PendingDirs {
             rel: rel.to_path_buf(),
             id,
             mode: None,
-            mtime: Timestamp {
-                secs: st.st_mtime,
-                nanos: st.st_mtime_nsec as u32,
-            },
+            mtime: Timestamp::mtime_of(&st),
         });
         Ok(())
     }

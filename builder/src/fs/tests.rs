@@ -63,17 +63,8 @@ impl Layer {
         gid: u64,
         mtime: u64,
     ) -> &mut Self {
-        let mut h = tar::Header::new_gnu();
-        h.set_path(name).unwrap();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(mode);
-        h.set_uid(uid);
-        h.set_gid(gid);
-        h.set_mtime(mtime);
-        h.set_size(2);
-        h.set_cksum();
-        self.0.append(&h, &b"hi"[..]).unwrap();
-        self
+        let owner = (uid, gid, mtime);
+        self.owned_entry(name, tar::EntryType::Regular, mode, owner, b"hi")
     }
     pub(crate) fn owned_dir(
         &mut self,
@@ -83,16 +74,28 @@ impl Layer {
         gid: u64,
         mtime: u64,
     ) -> &mut Self {
+        let owner = (uid, gid, mtime);
+        self.owned_entry(name, tar::EntryType::Directory, mode, owner, b"")
+    }
+    /// An entry with explicit `(uid, gid, mtime)`.
+    fn owned_entry(
+        &mut self,
+        name: &str,
+        kind: tar::EntryType,
+        mode: u32,
+        (uid, gid, mtime): (u64, u64, u64),
+        data: &[u8],
+    ) -> &mut Self {
         let mut h = tar::Header::new_gnu();
         h.set_path(name).unwrap();
-        h.set_entry_type(tar::EntryType::Directory);
+        h.set_entry_type(kind);
         h.set_mode(mode);
         h.set_uid(uid);
         h.set_gid(gid);
         h.set_mtime(mtime);
-        h.set_size(0);
+        h.set_size(data.len() as u64);
         h.set_cksum();
-        self.0.append(&h, &[][..]).unwrap();
+        self.0.append(&h, data).unwrap();
         self
     }
     pub(crate) fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {

@@ -223,3 +223,29 @@ impl LocalRegistry {
         })
     }
 }
+
+/// The steps of a `--progress plain` build log, in order: each step's text (after its
+/// `[stage n/m]` label) and how it ended, `DONE` or `CACHED`.
+pub fn step_statuses(stderr: &str) -> Vec<(String, String)> {
+    let mut steps: Vec<(String, String)> = Vec::new();
+    let mut current = String::new();
+    for line in stderr.lines() {
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some((_, text)) = rest.split_once(' ') else {
+            continue;
+        };
+        if text.starts_with('[') {
+            current = text
+                .split_once("] ")
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_default();
+        } else if let Some(status) = text.split_whitespace().next() {
+            if status == "DONE" || status == "CACHED" {
+                steps.push((current.clone(), status.to_string()));
+            }
+        }
+    }
+    steps
+}
