@@ -91,14 +91,16 @@ fn read_line() -> std::io::Result<String> {
 /// Asks on stderr and reads one line from the terminal, without echo for a secret.
 fn prompt(label: &str, echo: bool) -> Result<String> {
     use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
-    eprint!("{label}");
     let stdin = std::io::stdin();
     let saved = if echo { None } else { tcgetattr(&stdin).ok() };
+    // Echo goes off before the prompt shows: a quick typist (or a script answering the
+    // prompt) must never see the secret echoed back.
     if let Some(t) = &saved {
         let mut quiet = t.clone();
         quiet.local_modes.remove(LocalModes::ECHO);
         let _ = tcsetattr(&stdin, OptionalActions::Now, &quiet);
     }
+    eprint!("{label}");
     let line = read_line();
     if let Some(t) = &saved {
         let _ = tcsetattr(&stdin, OptionalActions::Now, t);
