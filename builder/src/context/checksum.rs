@@ -121,7 +121,9 @@ impl ChecksumCache {
     /// The sha256 of a file's contents, from the cache when its stat is unchanged.
     pub fn file_digest(&mut self, path: &Path, stat: &FileStat) -> Result<Digest> {
         let key = Key::from(stat);
-        let cached = path.to_str().and_then(|p| self.entries.get(p));
+        // Keyed by kiln's string form of the host path: names that are not UTF-8 are cached too.
+        let name = crate::fs::name::encode(path.as_os_str());
+        let cached = self.entries.get(&*name);
         if let Some((k, sha)) = cached {
             if *k == key {
                 self.stats.cached_files += 1;
@@ -131,7 +133,7 @@ impl ChecksumCache {
         let digest = hash_file(path, stat.size)?;
         self.stats.hashed_files += 1;
         let racy = i128::from(stat.ctime_ns.max(stat.mtime_ns)) > self.opened_ns - RACY_WINDOW_NS;
-        let storable = path.to_str().filter(|p| !p.contains('\n'));
+        let storable = Some(&*name).filter(|p| !p.contains('\n'));
         match (storable, sha_of(&digest)) {
             (Some(p), Some(sha)) if !racy => {
                 self.entries.insert(p.into(), (key, sha));
@@ -308,6 +310,27 @@ mod tests {
                 cached_files: 2
             }
         );
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_cached_and_distinct() {
+        use std::os::unix::ffi::OsStrExt;
+        let ctx = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9");
+        fs::write(ctx.path().join(latin1), "one").unwrap();
+        settle();
+        let (d1, s1) = sum(ctx.path(), cache.path());
+        assert_eq!(s1.hashed_files, 1);
+        let (d2, s2) = sum(ctx.path(), cache.path());
+        assert_eq!((d1.clone(), s2.cached_files), (d2, 1));
+        // Another invalid byte is another name, so another checksum.
+        fs::rename(
+            ctx.path().join(latin1),
+            ctx.path().join(std::ffi::OsStr::from_bytes(b"caf\xe8")),
+        )
+        .unwrap();
+        assert_ne!(sum(ctx.path(), cache.path()).0, d1);
     }
 
     #[test]

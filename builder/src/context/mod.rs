@@ -42,9 +42,6 @@ pub enum Error {
     #[error("too many levels of symbolic links resolving {path:?} in the build context")]
     SymlinkLoop { path: String },
 
-    #[error("path {path} in the build context is not valid UTF-8")]
-    NonUtf8Path { path: PathBuf },
-
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

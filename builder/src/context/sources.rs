@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 
 use super::glob::{clean, has_wildcards, Glob};
 use super::ignore::Ignore;
-use super::walk::{read_sorted, utf8_name, Visited, Walk};
+use super::walk::{name_of, read_sorted, Visited, Walk};
 use super::{join_rel, Context, Error, Result};
+use crate::fs::name as names;
 use crate::layer::EntryMeta;
 
 /// Options of a COPY/ADD.
@@ -300,7 +301,7 @@ impl Context {
             return Ok(());
         }
         for entry in read_sorted(&host)? {
-            let name = utf8_name(&entry.path(), &entry.file_name())?;
+            let name = name_of(&entry.file_name());
             if glob.matches(&name) {
                 self.expand(&join_rel(dir, &name), rest, found, src)?;
             }
@@ -329,7 +330,10 @@ impl Context {
                 }
                 _ => {}
             }
-            let host = self.root().join(real.join("/")).join(&c);
+            let host = self
+                .root()
+                .join(names::decode_path(&real.join("/")))
+                .join(names::decode_path(&c));
             let md = match fs::symlink_metadata(&host) {
                 Ok(md) => md,
                 Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
@@ -345,9 +349,7 @@ impl Context {
                     });
                 }
                 let target = fs::read_link(&host).map_err(|e| Error::io(&host, e))?;
-                let target = target
-                    .to_str()
-                    .ok_or(Error::NonUtf8Path { path: host.clone() })?;
+                let target = names::encode(target.as_os_str());
                 if target.starts_with('/') {
                     real.clear();
                 }
@@ -360,7 +362,7 @@ impl Context {
         let host = if real.is_empty() {
             self.root().to_path_buf()
         } else {
-            self.root().join(&real)
+            self.root().join(names::decode_path(&real))
         };
         let md = fs::symlink_metadata(&host).map_err(|e| Error::io(&host, e))?;
         Ok(Some((real, host, md)))

@@ -49,12 +49,9 @@ pub(crate) fn read_sorted(dir: &Path) -> Result<Vec<fs::DirEntry>> {
     Ok(entries)
 }
 
-pub(crate) fn utf8_name(path: &Path, name: &std::ffi::OsStr) -> Result<String> {
-    name.to_str()
-        .map(str::to_string)
-        .ok_or_else(|| Error::NonUtf8Path {
-            path: path.to_path_buf(),
-        })
+/// A directory entry's name in kiln's string form (see [`crate::fs::name`]).
+pub(crate) fn name_of(name: &std::ffi::OsStr) -> String {
+    crate::fs::name::encode(name).into_owned()
 }
 
 impl<'a> Walk<'a> {
@@ -96,7 +93,7 @@ impl<'a> Walk<'a> {
     ) -> Result<()> {
         for entry in read_sorted(host_dir)? {
             let host = entry.path();
-            let name = utf8_name(&host, &entry.file_name())?;
+            let name = name_of(&entry.file_name());
             let metadata = entry.metadata().map_err(|e| Error::io(&host, e))?;
             let ctx_rel = join_rel(&node.ctx_rel, &name);
             let src_rel = join_rel(&node.src_rel, &name);

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use crate::context::{EntryKind, SourceEntry};
+use crate::fs::name as names;
 use crate::layer::writer::DeviceKind;
 use crate::layer::{EntryMeta, LayerWriter};
 
@@ -195,7 +196,7 @@ pub fn write_copy(
             },
             EntryKind::Symlink { target } => {
                 meta.mode = 0o777;
-                writer.add_symlink(rel, &meta, &target.to_string_lossy())?
+                writer.add_symlink(rel, &meta, &names::encode(target.as_os_str()))?
             }
             EntryKind::Hardlink { target } => match written.get(target.as_str()) {
                 Some(t) => writer.add_hardlink(rel, &meta, t)?,
@@ -308,7 +309,8 @@ pub fn write_archive(
     let mut tar = tar::Archive::new(archive);
     for entry in tar.entries().map_err(io)? {
         let mut entry = entry.map_err(io)?;
-        let raw = entry.path().map_err(io)?.to_string_lossy().to_string();
+        let raw_path = entry.path().map_err(io)?.into_owned();
+        let raw = names::encode(raw_path.as_os_str()).into_owned();
         let cleaned = crate::context::glob::clean(&format!("/{raw}"));
         let rel = cleaned.trim_start_matches('/');
         if rel.is_empty() {
@@ -319,7 +321,7 @@ pub fn write_archive(
         let h = entry.header().clone();
         // PAX records override the header (large ids, exact mtimes) and carry xattrs such as
         // security.capability, which ADD keeps as Docker and buildah do.
-        let read = crate::fs::unpack::entry_meta(&mut entry, std::path::Path::new(&raw))
+        let read = crate::fs::unpack::entry_meta(&mut entry, &raw_path)
             .map_err(|e| io(std::io::Error::other(e.to_string())))?;
         let mut meta = EntryMeta::from(&read);
         if let Some((u, g)) = owner {
@@ -330,10 +332,11 @@ pub fn write_archive(
             writer.add_dir(&path, &meta)?;
         } else if kind.is_symlink() {
             let target = entry.link_name().map_err(io)?.unwrap_or_default();
-            writer.add_symlink(&path, &meta, &target.to_string_lossy())?;
+            writer.add_symlink(&path, &meta, &names::encode(target.as_os_str()))?;
         } else if kind.is_hard_link() {
             let target = entry.link_name().map_err(io)?.unwrap_or_default();
-            let t = crate::context::glob::clean(&format!("/{}", target.to_string_lossy()));
+            let t = names::encode(target.as_os_str());
+            let t = crate::context::glob::clean(&format!("/{t}"));
             let t = format!(
                 "{}/{}",
                 dest_dir.trim_end_matches('/'),

@@ -107,13 +107,9 @@ fn meta(m: &crate::fs::EntryMeta) -> TarMeta {
     TarMeta::from(m)
 }
 
-fn name(p: &Path) -> io::Result<&str> {
-    p.to_str().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("file name is not UTF-8: {}", p.display()),
-        )
-    })
+/// A diff path in kiln's string form of names (bytes that are not UTF-8 survive).
+fn name(p: &Path) -> std::borrow::Cow<'_, str> {
+    crate::fs::name::encode(p.as_os_str())
 }
 
 fn io_err(e: crate::layer::Error) -> io::Error {
@@ -122,7 +118,7 @@ fn io_err(e: crate::layer::Error) -> io::Error {
 
 impl DiffSink for LayerSink<'_> {
     fn dir(&mut self, path: &Path, m: &crate::fs::EntryMeta) -> io::Result<()> {
-        self.writer.add_dir(name(path)?, &meta(m)).map_err(io_err)
+        self.writer.add_dir(&name(path), &meta(m)).map_err(io_err)
     }
 
     fn file(
@@ -133,19 +129,19 @@ impl DiffSink for LayerSink<'_> {
         data: &mut dyn Read,
     ) -> io::Result<()> {
         self.writer
-            .add_file(name(path)?, &meta(m), size, data)
+            .add_file(&name(path), &meta(m), size, data)
             .map_err(io_err)
     }
 
     fn symlink(&mut self, path: &Path, target: &Path, m: &crate::fs::EntryMeta) -> io::Result<()> {
         self.writer
-            .add_symlink(name(path)?, &meta(m), &target.to_string_lossy())
+            .add_symlink(&name(path), &meta(m), &name(target))
             .map_err(io_err)
     }
 
     fn hardlink(&mut self, path: &Path, target: &Path, m: &crate::fs::EntryMeta) -> io::Result<()> {
         self.writer
-            .add_hardlink(name(path)?, &meta(m), name(target)?)
+            .add_hardlink(&name(path), &meta(m), &name(target))
             .map_err(io_err)
     }
 
@@ -161,15 +157,15 @@ impl DiffSink for LayerSink<'_> {
             DeviceKind::Fifo => (TarDevice::Fifo, 0, 0),
         };
         self.writer
-            .add_device(name(path)?, &meta(m), k, major, minor)
+            .add_device(&name(path), &meta(m), k, major, minor)
             .map_err(io_err)
     }
 
     fn whiteout(&mut self, path: &Path) -> io::Result<()> {
-        self.writer.add_whiteout(name(path)?).map_err(io_err)
+        self.writer.add_whiteout(&name(path)).map_err(io_err)
     }
 
     fn opaque(&mut self, dir: &Path) -> io::Result<()> {
-        self.writer.add_opaque(name(dir)?).map_err(io_err)
+        self.writer.add_opaque(&name(dir)).map_err(io_err)
     }
 }

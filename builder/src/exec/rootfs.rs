@@ -40,7 +40,7 @@ impl<'a> RootfsView<'a> {
                         continue;
                     }
                     let target = fs::read_link(&candidate).unwrap_or_default();
-                    let target = target.to_string_lossy();
+                    let target = crate::fs::name::encode(target.as_os_str());
                     if target.starts_with('/') {
                         done.clear();
                     }
@@ -74,7 +74,9 @@ impl<'a> RootfsView<'a> {
     }
 
     fn host(&self, canonical: &str) -> PathBuf {
-        self.root.join(canonical.trim_start_matches('/'))
+        self.root.join(crate::fs::name::decode_path(
+            canonical.trim_start_matches('/'),
+        ))
     }
 
     /// Looks a user up in the rootfs's `/etc/passwd`: `(uid, primary gid)`.

@@ -4,6 +4,7 @@
 //!   with a user-space fallback).
 //! - [`unpack`]: apply an OCI layer tar onto a directory (whiteouts, hardlinks, xattrs,
 //!   devices, owners), rejecting or confining hostile entries.
+//! - [`name`]: file names that are not UTF-8, carried losslessly in strings.
 //! - [`meta`]: entry metadata (mode, owner, mtime, xattrs), read and applied.
 //! - [`parents`]: what the layers below hold at a directory a layer needs but does not list.
 //! - [`idmap`]: the user namespace kiln runs in (rootless), which decides how owners and
@@ -12,6 +13,7 @@
 pub mod error;
 pub mod idmap;
 pub mod meta;
+pub mod name;
 pub mod parents;
 mod pending;
 pub mod root;

@@ -15,15 +15,16 @@ const MAX_OCTAL_12: u64 = 0o77777777777;
 
 /// The fields of one entry.
 pub struct Fields<'a> {
-    /// Relative path, with a trailing `/` for directories.
-    pub name: &'a str,
+    /// Relative path, with a trailing `/` for directories (raw bytes: names need not be
+    /// UTF-8).
+    pub name: &'a [u8],
     pub typeflag: u8,
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
     pub size: u64,
     pub mtime: i64,
-    pub linkname: &'a str,
+    pub linkname: &'a [u8],
     pub devmajor: u32,
     pub devminor: u32,
     pub xattrs: &'a BTreeMap<String, Vec<u8>>,
@@ -36,14 +37,14 @@ pub fn encode(f: &Fields<'_>, out: &mut Vec<u8>) {
     let (name, prefix) = match split_ustar(f.name) {
         Some(np) => np,
         None => {
-            pax.insert("path".into(), f.name.as_bytes().to_vec());
-            (truncate_ascii(f.name, NAME_LEN), String::new())
+            pax.insert("path".into(), f.name.to_vec());
+            (truncate_ascii(f.name, NAME_LEN), Vec::new())
         }
     };
     let linkname = if f.linkname.len() <= NAME_LEN && f.linkname.is_ascii() {
-        f.linkname.to_string()
+        f.linkname.to_vec()
     } else {
-        pax.insert("linkpath".into(), f.linkname.as_bytes().to_vec());
+        pax.insert("linkpath".into(), f.linkname.to_vec());
         truncate_ascii(f.linkname, NAME_LEN)
     };
     let mut num = |key: &str, v: u64, max: u64| {
@@ -72,23 +73,27 @@ pub fn encode(f: &Fields<'_>, out: &mut Vec<u8>) {
         for (k, v) in &pax {
             record(k, v, &mut records);
         }
-        let base = f.name.trim_end_matches('/');
-        let (dir, file) = base.rsplit_once('/').unwrap_or(("", base));
-        let pax_name = if dir.is_empty() {
-            format!("PaxHeaders.0/{file}")
-        } else {
-            format!("{dir}/PaxHeaders.0/{file}")
+        let base = f.name.strip_suffix(b"/").unwrap_or(f.name);
+        let (dir, file) = match base.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&base[..i], &base[i + 1..]),
+            None => (&b""[..], base),
         };
+        let mut pax_name = dir.to_vec();
+        if !dir.is_empty() {
+            pax_name.push(b'/');
+        }
+        pax_name.extend_from_slice(b"PaxHeaders.0/");
+        pax_name.extend_from_slice(file);
         out.extend_from_slice(&ustar(
             &truncate_ascii(&pax_name, NAME_LEN),
-            "",
+            b"",
             b'x',
             0,
             0,
             0,
             records.len() as u64,
             0,
-            "",
+            b"",
             0,
             0,
         ));
@@ -124,41 +129,41 @@ fn record(key: &str, value: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Splits a name into USTAR's name and prefix fields, if it can be stored there.
-fn split_ustar(name: &str) -> Option<(String, String)> {
+fn split_ustar(name: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     if !name.is_ascii() {
         return None;
     }
     if name.len() <= NAME_LEN {
-        return Some((name.to_string(), String::new()));
+        return Some((name.to_vec(), Vec::new()));
     }
     // The prefix must end at a slash; the name part must be non-empty.
-    let bytes = name.as_bytes();
+    let bytes = name;
     let last = bytes.len() - 1;
     (1..last.min(PREFIX_LEN + 1))
         .rev()
         .filter(|&i| bytes[i] == b'/')
         .find(|&i| last - i < NAME_LEN + 1 && i <= PREFIX_LEN && last > i)
-        .map(|i| (name[i + 1..].to_string(), name[..i].to_string()))
+        .map(|i| (name[i + 1..].to_vec(), name[..i].to_vec()))
 }
 
-fn truncate_ascii(s: &str, max: usize) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii() { c } else { '_' })
+fn truncate_ascii(s: &[u8], max: usize) -> Vec<u8> {
+    s.iter()
+        .map(|&b| if b.is_ascii() { b } else { b'_' })
         .take(max)
         .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
 fn ustar(
-    name: &str,
-    prefix: &str,
+    name: &[u8],
+    prefix: &[u8],
     typeflag: u8,
     mode: u64,
     uid: u64,
     gid: u64,
     size: u64,
     mtime: u64,
-    linkname: &str,
+    linkname: &[u8],
     devmajor: u64,
     devminor: u64,
 ) -> [u8; BLOCK] {
@@ -183,8 +188,7 @@ fn ustar(
     h
 }
 
-fn put_str(field: &mut [u8], s: &str) {
-    let b = s.as_bytes();
+fn put_str(field: &mut [u8], b: &[u8]) {
     field[..b.len()].copy_from_slice(b);
 }
 
@@ -217,10 +221,11 @@ mod tests {
     #[test]
     fn ustar_split_uses_prefix_for_long_ascii_names() {
         let name = format!("{}/{}", "d".repeat(120), "f".repeat(90));
-        let (n, p) = split_ustar(&name).unwrap();
-        assert_eq!(n, "f".repeat(90));
-        assert_eq!(p, "d".repeat(120));
-        assert!(split_ustar(&"x".repeat(101)).is_none());
-        assert!(split_ustar("caf\u{e9}").is_none());
+        let (n, p) = split_ustar(name.as_bytes()).unwrap();
+        assert_eq!(n, "f".repeat(90).as_bytes());
+        assert_eq!(p, "d".repeat(120).as_bytes());
+        assert!(split_ustar("x".repeat(101).as_bytes()).is_none());
+        assert!(split_ustar("caf\u{e9}".as_bytes()).is_none());
+        assert!(split_ustar(b"caf\xe9").is_none());
     }
 }

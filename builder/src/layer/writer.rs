@@ -16,6 +16,7 @@ use super::pax::{self, Fields, BLOCK};
 use super::pgzip::ParallelGzip;
 use super::{EntryMeta, Error, Result, SourceDateEpoch};
 use crate::context::glob::clean;
+use crate::fs::name as names;
 
 const BUF_SIZE: usize = 1 << 20;
 /// Docker's and BuildKit's default deflate level.
@@ -118,7 +119,9 @@ pub struct LayerWriter {
 }
 
 /// Normalizes an entry path: relative, no `./` or `/` in front, never escaping the root.
-fn entry_path(path: &str) -> Result<String> {
+/// Paths are kiln's string form of names; the result is the raw bytes for the header
+/// (see [`names`]).
+fn entry_path(path: &str) -> Result<Vec<u8>> {
     let bad = |reason| Error::BadPath {
         path: path.to_string(),
         reason,
@@ -134,7 +137,7 @@ fn entry_path(path: &str) -> Result<String> {
     if path.split('/').any(|c| c == "..") {
         return Err(bad("contains '..'"));
     }
-    Ok(rel.to_string())
+    Ok(names::decode(rel).into_owned())
 }
 
 impl LayerWriter {
@@ -174,11 +177,11 @@ impl LayerWriter {
     #[allow(clippy::too_many_arguments)]
     fn header(
         &mut self,
-        name: &str,
+        name: &[u8],
         typeflag: u8,
         meta: &EntryMeta,
         size: u64,
-        linkname: &str,
+        linkname: &[u8],
         dev: (u32, u32),
     ) -> Result<()> {
         self.header.clear();
@@ -201,8 +204,9 @@ impl LayerWriter {
 
     /// A directory (`path/` in the tar).
     pub fn add_dir(&mut self, path: &str, meta: &EntryMeta) -> Result<()> {
-        let name = format!("{}/", entry_path(path)?);
-        self.header(&name, b'5', meta, 0, "", (0, 0))
+        let mut name = entry_path(path)?;
+        name.push(b'/');
+        self.header(&name, b'5', meta, 0, b"", (0, 0))
     }
 
     /// A regular file of exactly `size` bytes read from `reader`. A reader that gives fewer
@@ -215,12 +219,12 @@ impl LayerWriter {
         mut reader: impl Read,
     ) -> Result<()> {
         let name = entry_path(path)?;
-        self.header(&name, b'0', meta, size, "", (0, 0))?;
+        self.header(&name, b'0', meta, size, b"", (0, 0))?;
         if self.copy_buf.is_empty() {
             self.copy_buf = vec![0u8; BUF_SIZE];
         }
         let io_err = |e| Error::Io {
-            path: name.clone().into(),
+            path: names::decode_path(path).into_owned(),
             source: e,
         };
         let mut left = size;
@@ -246,7 +250,7 @@ impl LayerWriter {
         };
         if left > 0 || extra > 0 {
             return Err(Error::SizeChanged {
-                path: name,
+                path: path.to_string(),
                 expected: size,
                 actual: size - left + extra as u64,
             });
@@ -283,7 +287,7 @@ impl LayerWriter {
     /// A symbolic link; the target is stored as given.
     pub fn add_symlink(&mut self, path: &str, meta: &EntryMeta, target: &str) -> Result<()> {
         let name = entry_path(path)?;
-        self.header(&name, b'2', meta, 0, target, (0, 0))
+        self.header(&name, b'2', meta, 0, &names::decode(target), (0, 0))
     }
 
     /// A hard link to `target`, an entry earlier in this layer.
@@ -308,25 +312,24 @@ impl LayerWriter {
             DeviceKind::Block => (b'4', (major, minor)),
             DeviceKind::Fifo => (b'6', (0, 0)),
         };
-        self.header(&name, flag, meta, 0, "", dev)
+        self.header(&name, flag, meta, 0, b"", dev)
     }
 
     /// A whiteout: `path` was deleted (`dir/.wh.name`, an empty root-owned file).
     pub fn add_whiteout(&mut self, path: &str) -> Result<()> {
         let name = entry_path(path)?;
-        let (dir, base) = name.rsplit_once('/').unwrap_or(("", &name));
-        let wh = if dir.is_empty() {
-            format!(".wh.{base}")
-        } else {
-            format!("{dir}/.wh.{base}")
-        };
-        self.header(&wh, b'0', &whiteout_meta(), 0, "", (0, 0))
+        let base_at = name.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+        let mut wh = name[..base_at].to_vec();
+        wh.extend_from_slice(b".wh.");
+        wh.extend_from_slice(&name[base_at..]);
+        self.header(&wh, b'0', &whiteout_meta(), 0, b"", (0, 0))
     }
 
     /// An opaque-directory marker: nothing of `dir` from lower layers shows through.
     pub fn add_opaque(&mut self, dir: &str) -> Result<()> {
-        let name = format!("{}/.wh..wh..opq", entry_path(dir)?);
-        self.header(&name, b'0', &whiteout_meta(), 0, "", (0, 0))
+        let mut name = entry_path(dir)?;
+        name.extend_from_slice(b"/.wh..wh..opq");
+        self.header(&name, b'0', &whiteout_meta(), 0, b"", (0, 0))
     }
 
     /// Ends the archive, commits the blob to the store and describes it.

@@ -199,8 +199,9 @@ impl<W: Write> DiffSink for TarSink<W> {
         self.builder.append_data(&mut h, path, io::empty())
     }
     fn whiteout(&mut self, path: &Path) -> io::Result<()> {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let wh = path.with_file_name(format!("{WHITEOUT_PREFIX}{name}"));
+        let mut name = std::ffi::OsString::from(WHITEOUT_PREFIX);
+        name.push(path.file_name().unwrap_or_default());
+        let wh = path.with_file_name(name);
         self.empty_file(&wh)
     }
     fn opaque(&mut self, dir: &Path) -> io::Result<()> {

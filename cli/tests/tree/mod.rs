@@ -142,8 +142,22 @@ fn decompress(path: &Path) -> Box<dyn Read> {
     }
 }
 
+/// A path as text, with each byte that is not UTF-8 shown as `\xNN` (names are bytes, and
+/// two different invalid names must not print alike).
+pub fn printable(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
 fn clean(path: &Path) -> String {
-    let s = path.to_string_lossy();
+    let s = printable(path);
     let s = s.trim_start_matches("./").trim_start_matches('/');
     s.trim_end_matches('/').to_string()
 }
@@ -185,7 +199,7 @@ fn apply_layer(files: &mut BTreeMap<String, Entry>, reader: Box<dyn Read>) {
             ('d', "-".to_string())
         } else if etype.is_symlink() {
             let t = entry.link_name().unwrap().unwrap();
-            ('l', format!("-> {}", t.to_string_lossy()))
+            ('l', format!("-> {}", printable(&t)))
         } else if etype.is_hard_link() {
             let target = clean(&entry.link_name().unwrap().unwrap());
             let t = added
@@ -254,7 +268,7 @@ pub fn dir_tree(root: &Path) -> String {
             ('d', "-".to_string())
         } else if t.is_symlink() {
             let target = fs::read_link(&p).unwrap();
-            ('l', format!("-> {}", target.to_string_lossy()))
+            ('l', format!("-> {}", printable(&target)))
         } else if t.is_file() {
             let data = fs::read(&p).unwrap();
             let h = hex::encode(Sha256::digest(&data));
