@@ -2,8 +2,9 @@
 //! images built by kiln and by buildah from the same input can be compared line by line.
 //!
 //! One line per path: `<kind> <mode> <uid>:<gid> <detail> <path>`, where detail is the size and
-//! content digest for files and the target for links. Directory mtimes and timestamps are left
-//! out: no two builders agree on them.
+//! content digest for files and the target for links; a file with hard links in the tree also
+//! names the first path (in sorted order) of its link group, `link:/first`. Directory mtimes and
+//! timestamps are left out: no two builders agree on them.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -21,6 +22,33 @@ struct Entry {
     gid: u64,
     detail: String,
     xattrs: Vec<String>,
+    /// Hard-link group: entries with the same id are one file.
+    link: Option<u64>,
+}
+
+/// The listing of entries sorted by path, with link groups named by their first path.
+fn render(files: &BTreeMap<String, Entry>) -> String {
+    let mut first: BTreeMap<u64, (&str, usize)> = BTreeMap::new();
+    for (path, e) in files {
+        if let Some(id) = e.link {
+            first.entry(id).or_insert((path, 0)).1 += 1;
+        }
+    }
+    let mut out = String::new();
+    for (path, e) in files {
+        let link = match e.link.and_then(|id| first.get(&id)) {
+            Some((first, members)) if *members > 1 => format!(" link:/{first}"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "{} {:04o} {}:{} {}{link} /{}\n",
+            e.kind, e.mode, e.uid, e.gid, e.detail, path
+        ));
+        for x in &e.xattrs {
+            out.push_str(&format!("  xattr {x}\n"));
+        }
+    }
+    out
 }
 
 /// The manifest and config of the image a layout's index.json points at (the first entry, or the
@@ -59,21 +87,12 @@ pub fn manifest_and_config(layout: &Path, tag: Option<&str>) -> (Value, Value) {
 pub fn tree(layout: &Path, tag: Option<&str>) -> String {
     let (manifest, _) = manifest_and_config(layout, tag);
     let mut files: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut links = 0;
     for layer in manifest["layers"].as_array().unwrap() {
         let path = blob(layout, layer["digest"].as_str().unwrap());
-        apply_layer(&mut files, decompress(&path));
+        apply_layer(&mut files, decompress(&path), &mut links);
     }
-    let mut out = String::new();
-    for (path, e) in &files {
-        out.push_str(&format!(
-            "{} {:04o} {}:{} {} /{}\n",
-            e.kind, e.mode, e.uid, e.gid, e.detail, path
-        ));
-        for x in &e.xattrs {
-            out.push_str(&format!("  xattr {x}\n"));
-        }
-    }
-    out
+    render(&files)
 }
 
 /// The config fields a Dockerfile controls, normalized for comparison (buildah's own label
@@ -162,7 +181,8 @@ fn clean(path: &Path) -> String {
     s.trim_end_matches('/').to_string()
 }
 
-fn apply_layer(files: &mut BTreeMap<String, Entry>, reader: Box<dyn Read>) {
+/// Applies one layer tar; `links` counts the hard-link groups made so far.
+fn apply_layer(files: &mut BTreeMap<String, Entry>, reader: Box<dyn Read>, links: &mut u64) {
     let mut archive = tar::Archive::new(reader);
     let mut added: BTreeMap<String, Entry> = BTreeMap::new();
     for entry in archive.entries().unwrap() {
@@ -203,10 +223,14 @@ fn apply_layer(files: &mut BTreeMap<String, Entry>, reader: Box<dyn Read>) {
         } else if etype.is_hard_link() {
             let target = clean(&entry.link_name().unwrap().unwrap());
             let t = added
-                .get(&target)
-                .or_else(|| files.get(&target))
-                .unwrap_or_else(|| panic!("hardlink {path} to missing {target}"))
-                .clone();
+                .get_mut(&target)
+                .or_else(|| files.get_mut(&target))
+                .unwrap_or_else(|| panic!("hardlink {path} to missing {target}"));
+            if t.link.is_none() {
+                *links += 1;
+                t.link = Some(*links);
+            }
+            let t = t.clone();
             added.insert(path, t);
             continue;
         } else if etype.is_file() {
@@ -239,6 +263,7 @@ fn apply_layer(files: &mut BTreeMap<String, Entry>, reader: Box<dyn Read>) {
             gid: header.gid().unwrap(),
             detail,
             xattrs,
+            link: None,
         };
         if kind != 'd' {
             // A non-directory replaces a directory and everything under it.
@@ -254,14 +279,10 @@ fn apply_layer(files: &mut BTreeMap<String, Entry>, reader: Box<dyn Read>) {
 /// so that their reading of kiln's layers can be compared with kiln's own.
 pub fn dir_tree(root: &Path) -> String {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let mut out = String::new();
-    let mut paths: Vec<_> = walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .into_iter()
-        .map(|e| e.unwrap().into_path())
-        .collect();
-    paths.sort_by_key(|p| clean(p.strip_prefix(root).unwrap()));
-    for p in paths {
+    let mut files: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut groups: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    for p in walkdir::WalkDir::new(root).min_depth(1) {
+        let p = p.unwrap().into_path();
         let m = fs::symlink_metadata(&p).unwrap();
         let t = m.file_type();
         let (kind, detail) = if t.is_dir() {
@@ -282,18 +303,22 @@ pub fn dir_tree(root: &Path) -> String {
         } else {
             continue;
         };
-        out.push_str(&format!(
-            "{kind} {:04o} {}:{} {detail} /{}\n",
-            m.mode() & 0o7777,
-            m.uid(),
-            m.gid(),
-            clean(p.strip_prefix(root).unwrap())
-        ));
-        for x in xattrs(&p) {
-            out.push_str(&format!("  xattr {x}\n"));
-        }
+        let link = (!t.is_dir() && m.nlink() > 1).then(|| {
+            let next = groups.len() as u64;
+            *groups.entry((m.dev(), m.ino())).or_insert(next)
+        });
+        let entry = Entry {
+            kind,
+            mode: m.mode() & 0o7777,
+            uid: m.uid() as u64,
+            gid: m.gid() as u64,
+            detail,
+            xattrs: xattrs(&p),
+            link,
+        };
+        files.insert(clean(p.strip_prefix(root).unwrap()), entry);
     }
-    out
+    render(&files)
 }
 
 /// `name=hex(value)` for each xattr of `p` (not following symlinks), sorted.
