@@ -3,6 +3,7 @@
 //! git, owned by root unless --chown, fixed mtimes); `--keep-git-dir` keeps a real clone;
 //! `--checksum` is the commit; the cache follows the remote (an unchanged remote is a hit, a
 //! new commit on the branch reruns the step); errors name the line and never the credentials.
+//! Submodules are fetched as BuildKit does; the `?key=value` query form of Dockerfile 1.18 works.
 //!
 //! Needs `git` with `git daemon`: missing, the tests skip with a note, or fail under `CI=true`.
 
@@ -162,6 +163,49 @@ impl GitServer {
 
     fn url(&self) -> String {
         format!("git://127.0.0.1:{}/repo.git", self.port)
+    }
+
+    /// Adds `super.git`, whose `vendor/lib` is a submodule of `lib.git` (relative URL
+    /// `../lib.git`, so it resolves against whatever URL the superproject is fetched from).
+    fn add_superproject(&self) -> String {
+        let home = self.dir.path().join("home");
+        let d = self.dir.path();
+        for (work, bare) in [("libwork", "lib.git"), ("superwork", "super.git")] {
+            git(d, &home, &["init", "-q", "-b", "main", work]);
+            git(d, &home, &["init", "-q", "--bare", bare]);
+            git(
+                &d.join(bare),
+                &home,
+                &["symbolic-ref", "HEAD", "refs/heads/main"],
+            );
+        }
+        fs::write(d.join("libwork/lib.txt"), "lib\n").unwrap();
+        git(&d.join("libwork"), &home, &["add", "-A"]);
+        git(&d.join("libwork"), &home, &["commit", "-qm", "lib"]);
+        git(
+            &d.join("libwork"),
+            &home,
+            &["push", "-q", "../lib.git", "main"],
+        );
+        let sup = d.join("superwork");
+        fs::write(sup.join("app.txt"), "app\n").unwrap();
+        git(
+            &sup,
+            &home,
+            &[
+                "-c",
+                "protocol.file.allow=always",
+                "submodule",
+                "add",
+                "-q",
+                "../lib.git",
+                "vendor/lib",
+            ],
+        );
+        git(&sup, &home, &["add", "-A"]);
+        git(&sup, &home, &["commit", "-qm", "super"]);
+        git(&sup, &home, &["push", "-q", "../super.git", "main"]);
+        format!("git://127.0.0.1:{}/super.git", self.port)
     }
 
     /// Commits `file` on `branch` and pushes it; returns the new commit.
@@ -426,4 +470,80 @@ fn errors_name_the_line_and_hide_credentials() {
         "{all}"
     );
     assert!(!all.contains("s3cret") && !all.contains("user:"), "{all}");
+}
+
+/// Submodules are checked out (recursively, without their `.git` files) unless
+/// `?submodules=false`; the Dockerfile 1.18 query form names branches, tags, commits, subdirs
+/// and `keep-git-dir`, and a `checksum` the ref does not name fails the build.
+#[test]
+fn submodules_and_the_query_form() {
+    let Some(srv) = GitServer::start() else {
+        return;
+    };
+    let url = srv.url();
+    let sup = srv.add_superproject();
+    let k = Kiln::new();
+    let ctx = context(
+        &k,
+        &format!(
+            "FROM scratch\n\
+             ADD {sup} /plain\n\
+             ADD {sup}?submodules=false /nosub\n\
+             ADD {sup}?branch=main&keep-git-dir=true /kept\n\
+             ADD {url}?tag=v1&subdir=sub /qsub\n\
+             ADD {url}?commit={c1} /qcommit\n\
+             ADD {url}?branch=main&checksum={c3_short} /qcheck\n",
+            c1 = srv.c1,
+            c3_short = &srv.c3[..10],
+        ),
+    );
+    let out = k.path("out");
+    k.cmd(["build", "-q", "-o"]).arg(&out).arg(&ctx).stdout();
+    let read = |p: &str| fs::read_to_string(out.join(p)).unwrap();
+    assert_eq!(read("plain/app.txt"), "app\n");
+    assert_eq!(read("plain/vendor/lib/lib.txt"), "lib\n");
+    assert!(!out.join("plain/.git").exists());
+    assert!(!out.join("plain/vendor/lib/.git").exists());
+    assert!(out.join("nosub/vendor/lib").is_dir());
+    assert!(!out.join("nosub/vendor/lib/lib.txt").exists());
+    // keep-git-dir from the query: a clone whose submodule is checked out and clean
+    let home = srv.dir.path().join("home");
+    assert!(out.join("kept/.git").is_dir());
+    assert!(out.join("kept/vendor/lib/.git").is_file());
+    assert_eq!(
+        git(&out.join("kept"), &home, &["status", "--porcelain"]),
+        ""
+    );
+    assert_eq!(read("kept/vendor/lib/lib.txt"), "lib\n");
+    assert_eq!(read("qsub/inner.txt"), "inner\n");
+    assert!(!out.join("qsub/feature.txt").exists());
+    assert!(!out.join("qsub/README").exists());
+    assert_eq!(read("qcommit/README"), "one\n");
+    assert_eq!(read("qcheck/README"), "three\n");
+
+    // a checksum the branch does not name
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM scratch\nADD {url}?branch=main&checksum={} /x\n",
+            &srv.c1[..12]
+        ),
+    )
+    .unwrap();
+    let err = k.cmd(["build", "-q"]).arg(&ctx).fails();
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("checksum mismatch") && err.contains(&srv.c3),
+        "{err}"
+    );
+    // a malformed query names the line and the key
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM scratch\nADD {url}?depth=1 /x\n"),
+    )
+    .unwrap();
+    let err = k.cmd(["build", "-q"]).arg(&ctx).fails();
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("unknown query key \"depth\""),
+        "{err}"
+    );
 }

@@ -14,7 +14,9 @@ use std::process::{Command, Stdio};
 
 use super::error::redact_credentials;
 
-/// A git source of ADD: `<remote>[#<ref>[:<subdir>]]`.
+/// A git source of ADD: `<remote>[#<ref>[:<subdir>]]`, or `<remote>?<query>` with the keys of
+/// Dockerfile 1.18 (`ref`, `branch`, `tag`, `checksum`/`commit`, `subdir`, `keep-git-dir`,
+/// `submodules`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GitSource {
     /// What git fetches from (may carry credentials: never print it, see [`Self::display`]).
@@ -23,39 +25,141 @@ pub struct GitSource {
     pub reference: Option<String>,
     /// The directory of the checkout to copy (no leading or trailing `/`); `None` is all of it.
     pub subdir: Option<String>,
+    /// `?checksum=` / `?commit=`: the commit the ref must name (a prefix of at least 7 hex
+    /// digits; the full SHA when there is no ref, as it is then what is fetched).
+    pub checksum: Option<String>,
+    /// `?keep-git-dir=`: keep `.git` (`ADD --keep-git-dir` turns it on too).
+    pub keep_git_dir: bool,
+    /// Check out submodules (BuildKit does unless `?submodules=false`).
+    pub submodules: bool,
+    /// The fragment or query as written, for messages.
+    suffix: String,
 }
 
 impl GitSource {
-    /// BuildKit's rule (`gitutil.ParseGitRef`): a source is a git repository when it is
-    /// `user@host:path` (scp-like ssh), a `git://` or `ssh://` URL, or an `http(s)://` URL whose
-    /// path ends in `.git`. The fragment is `ref`, `ref:subdir` or `:subdir`.
-    pub fn parse(source: &str) -> Option<GitSource> {
-        let (remote, fragment) = match source.split_once('#') {
-            Some((r, f)) => (r, f),
-            None => (source, ""),
-        };
-        if !is_git_remote(remote) {
-            return None;
-        }
-        let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
-        let subdir = subdir.trim_matches('/');
-        Some(GitSource {
-            remote: remote.to_string(),
-            reference: (!reference.is_empty()).then(|| reference.to_string()),
-            subdir: (!subdir.is_empty() && subdir != ".").then(|| subdir.to_string()),
-        })
+    /// Whether an ADD source is a git repository (see [`Self::parse`]).
+    pub fn is_git(source: &str) -> bool {
+        let remote = source.split_once('#').map_or(source, |(r, _)| r);
+        let remote = remote.split_once('?').map_or(remote, |(r, _)| r);
+        is_git_remote(remote)
     }
 
-    /// The source for messages: the remote without userinfo, and the fragment.
-    pub fn display(&self) -> String {
-        let mut s = redact_credentials(&self.remote);
-        match (&self.reference, &self.subdir) {
-            (None, None) => {}
-            (r, None) => s.push_str(&format!("#{}", r.as_deref().unwrap_or(""))),
-            (r, Some(d)) => s.push_str(&format!("#{}:{d}", r.as_deref().unwrap_or(""))),
+    /// BuildKit's rule (`gitutil.ParseGitRef`): a source is a git repository when it is
+    /// `user@host:path` (scp-like ssh), a `git://` or `ssh://` URL, or an `http(s)://` URL whose
+    /// path ends in `.git`. The fragment is `ref`, `ref:subdir` or `:subdir`; a query holds the
+    /// same and more as `key=value` pairs, and cannot be mixed with a fragment. `Ok(None)` is a
+    /// source that is no repository; a malformed query is an error.
+    pub fn parse(source: &str) -> Result<Option<GitSource>, String> {
+        if !Self::is_git(source) {
+            return Ok(None);
         }
-        s
+        let (rest, fragment) = match source.split_once('#') {
+            Some((r, f)) => (r, Some(f)),
+            None => (source, None),
+        };
+        let (remote, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let mut g = GitSource {
+            remote: remote.to_string(),
+            reference: None,
+            subdir: None,
+            checksum: None,
+            keep_git_dir: false,
+            submodules: true,
+            suffix: String::new(),
+        };
+        match (fragment, query) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "git source {}: use either a #fragment or a ?query, not both",
+                    redact_credentials(remote)
+                ))
+            }
+            (Some(f), None) => {
+                let (reference, subdir) = f.split_once(':').unwrap_or((f, ""));
+                g.reference = (!reference.is_empty()).then(|| reference.to_string());
+                g.subdir = clean_subdir(subdir);
+                g.suffix = format!("#{f}");
+            }
+            (None, Some(q)) => {
+                g.apply_query(q)?;
+                g.suffix = format!("?{q}");
+            }
+            (None, None) => {}
+        }
+        Ok(Some(g))
     }
+
+    fn apply_query(&mut self, query: &str) -> Result<(), String> {
+        let bad = |msg: String| format!("git source {}: {msg}", redact_credentials(&self.remote));
+        let mut seen = std::collections::HashSet::new();
+        let mut named_ref: Option<(String, String)> = None;
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if !seen.insert(key.clone()) {
+                return Err(bad(format!("query key {key:?} given twice")));
+            }
+            let value = value.into_owned();
+            let flag = |v: &str| match v {
+                "" | "1" | "true" => Ok(true),
+                "0" | "false" => Ok(false),
+                _ => Err(bad(format!("{key}={v:?} is not true or false"))),
+            };
+            match &*key {
+                "ref" | "branch" | "tag" => {
+                    if let Some((other, _)) = named_ref {
+                        return Err(bad(format!("{other} and {key} cannot be used together")));
+                    }
+                    let full = match &*key {
+                        "branch" => format!("refs/heads/{value}"),
+                        "tag" => format!("refs/tags/{value}"),
+                        _ => value.clone(),
+                    };
+                    if value.is_empty() {
+                        return Err(bad(format!("{key} is empty")));
+                    }
+                    named_ref = Some((key.to_string(), full));
+                }
+                "checksum" | "commit" => {
+                    if seen.contains("checksum") && seen.contains("commit") {
+                        return Err(bad("checksum and commit cannot be used together".into()));
+                    }
+                    let ok = (7..=64).contains(&value.len())
+                        && value.bytes().all(|b| b.is_ascii_hexdigit());
+                    if !ok {
+                        return Err(bad(format!("{key}={value:?} is not a commit SHA")));
+                    }
+                    self.checksum = Some(value.to_ascii_lowercase());
+                }
+                "subdir" => self.subdir = clean_subdir(&value),
+                "keep-git-dir" => self.keep_git_dir = flag(&value)?,
+                "submodules" => self.submodules = flag(&value)?,
+                _ => return Err(bad(format!("unknown query key {key:?}"))),
+            }
+        }
+        self.reference = named_ref.map(|(_, r)| r);
+        if let (None, Some(c)) = (&self.reference, &self.checksum) {
+            // Without a ref the commit is what is fetched, so it must be whole.
+            if !is_commit_sha(c) {
+                return Err(bad(format!(
+                    "checksum {c:?} without a ref must be a full commit SHA"
+                )));
+            }
+            self.reference = Some(c.clone());
+        }
+        Ok(())
+    }
+
+    /// The source for messages: the remote without userinfo, and the fragment or query.
+    pub fn display(&self) -> String {
+        format!("{}{}", redact_credentials(&self.remote), self.suffix)
+    }
+}
+
+fn clean_subdir(subdir: &str) -> Option<String> {
+    let subdir = subdir.trim_matches('/');
+    (!subdir.is_empty() && subdir != ".").then(|| subdir.to_string())
 }
 
 fn is_git_remote(remote: &str) -> bool {
@@ -156,6 +260,14 @@ impl Prepared {
                 (Target::Ref(full), commit)
             }
         };
+        if let Some(want) = &source.checksum {
+            if !commit.starts_with(want.as_str()) {
+                return Err(format!(
+                    "checksum mismatch for {}: expected commit {want}, got {commit}",
+                    source.display()
+                ));
+            }
+        }
         Ok(Prepared {
             source,
             target,
@@ -164,14 +276,18 @@ impl Prepared {
         })
     }
 
-    /// What the step's cache key takes from this source: the resolved commit, the subdir and
-    /// `--keep-git-dir` (the remote, `--chown` and `--chmod` are in the instruction text).
+    /// What the step's cache key takes from this source: the resolved commit, the subdir,
+    /// whether `.git` is kept (`ADD --keep-git-dir` or the query) and whether submodules are
+    /// checked out (the remote, `--chown` and `--chmod` are in the instruction text; the
+    /// submodules' commits are pinned by the commit).
     pub fn key_input(&self, keep_git_dir: bool) -> registry::Digest {
+        let keep = keep_git_dir || self.source.keep_git_dir;
         let fields = serde_json::to_vec(&(
             "git",
             &self.commit,
             self.source.subdir.as_deref(),
-            keep_git_dir,
+            keep,
+            self.source.submodules,
         ))
         .expect("strings serialize");
         registry::Digest::of(&fields)
@@ -248,14 +364,48 @@ impl Prepared {
                 self.commit
             ));
         }
-        if keep_git_dir {
+        // Submodules as BuildKit fetches them: recursively, shallow, at the commits the
+        // superproject pins (relative URLs resolve against the remote, credentials included).
+        let submodules = self.source.submodules && repo.join(".gitmodules").exists();
+        let mut submodule_dirs = Vec::new();
+        if submodules {
+            git.run(
+                r,
+                &["submodule", "update", "--init", "--recursive", "--depth=1"],
+            )?;
+            let listed = git.run(
+                r,
+                &[
+                    "submodule",
+                    "foreach",
+                    "--quiet",
+                    "--recursive",
+                    "echo \"$displaypath\"",
+                ],
+            )?;
+            submodule_dirs = listed.lines().map(|l| repo.join(l)).collect();
+        }
+        if keep_git_dir || self.source.keep_git_dir {
             // The image keeps .git: no credentials in its config, no FETCH_HEAD naming the URL.
             let clean = redact_credentials(&self.source.remote);
             if clean != self.source.remote {
                 git.run(r, &["config", "remote.origin.url", &clean])?;
+                if submodules {
+                    // Rewrites the submodules' URLs from the (now clean) remote.
+                    git.run(r, &["submodule", "sync", "--quiet", "--recursive"])?;
+                }
             }
             let _ = std::fs::remove_file(repo.join(".git/FETCH_HEAD"));
         } else {
+            // A submodule's `.git` is a file pointing into the superproject's `.git/modules`.
+            for dir in &submodule_dirs {
+                let link = dir.join(".git");
+                match std::fs::remove_file(&link) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(format!("{}: {e}", link.display())),
+                }
+            }
             let dot_git = repo.join(".git");
             std::fs::remove_dir_all(&dot_git).map_err(|e| format!("{}: {e}", dot_git.display()))?;
         }
@@ -374,12 +524,20 @@ impl Git {
 mod tests {
     use super::*;
 
-    fn git(remote: &str, reference: Option<&str>, subdir: Option<&str>) -> Option<GitSource> {
-        Some(GitSource {
-            remote: remote.to_string(),
-            reference: reference.map(str::to_string),
-            subdir: subdir.map(str::to_string),
-        })
+    type Parts = (String, Option<String>, Option<String>);
+
+    fn git(remote: &str, reference: Option<&str>, subdir: Option<&str>) -> Option<Parts> {
+        Some((
+            remote.to_string(),
+            reference.map(str::to_string),
+            subdir.map(str::to_string),
+        ))
+    }
+
+    fn parts(src: &str) -> Option<Parts> {
+        GitSource::parse(src)
+            .unwrap()
+            .map(|g| (g.remote, g.reference, g.subdir))
     }
 
     #[test]
@@ -421,8 +579,16 @@ mod tests {
                 ),
             ),
             (
-                "http://host/r.git?x=1#v1",
-                git("http://host/r.git?x=1", Some("v1"), None),
+                "https://host/r.git?branch=dev&subdir=docs/",
+                git("https://host/r.git", Some("refs/heads/dev"), Some("docs")),
+            ),
+            (
+                "git@host:r.git?tag=v1.2",
+                git("git@host:r.git", Some("refs/tags/v1.2"), None),
+            ),
+            (
+                "ssh://host/r?ref=pull%2F42%2Fhead",
+                git("ssh://host/r", Some("pull/42/head"), None),
             ),
             ("https://github.com/moby/buildkit", None),
             ("https://host/archive.tar.gz", None),
@@ -441,15 +607,55 @@ mod tests {
             ("user@ho/st:path", None),
         ];
         for (src, want) in cases {
-            assert_eq!(GitSource::parse(src), want, "{src}");
+            assert_eq!(parts(src), want, "{src}");
+            assert_eq!(GitSource::is_git(src), want.is_some(), "{src}");
+        }
+    }
+
+    #[test]
+    fn queries_follow_dockerfile_1_18() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let g = GitSource::parse(&format!("https://h/r.git?commit={sha}&keep-git-dir=true"))
+            .unwrap()
+            .unwrap();
+        // A commit alone is what is fetched.
+        assert_eq!(g.reference.as_deref(), Some(sha));
+        assert_eq!(g.checksum.as_deref(), Some(sha));
+        assert!(g.keep_git_dir && g.submodules);
+        let g = GitSource::parse("https://h/r.git?branch=main&checksum=0123ABC&submodules=false")
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.reference.as_deref(), Some("refs/heads/main"));
+        assert_eq!(g.checksum.as_deref(), Some("0123abc"));
+        assert!(!g.submodules && !g.keep_git_dir);
+
+        for (src, msg) in [
+            ("https://u:pw@h/r.git?ref=a#b", "not both"),
+            ("https://h/r.git?branch=a&tag=b", "branch and tag cannot"),
+            ("https://h/r.git?ref=a&ref=b", "given twice"),
+            ("https://h/r.git?checksum=abc", "not a commit SHA"),
+            ("https://h/r.git?checksum=0123abc", "full commit SHA"),
+            ("https://h/r.git?depth=1", "unknown query key \"depth\""),
+            ("https://h/r.git?submodules=maybe", "not true or false"),
+            ("https://h/r.git?branch=", "branch is empty"),
+        ] {
+            let err = GitSource::parse(src).unwrap_err();
+            assert!(err.contains(msg), "{src}: {err}");
+            assert!(!err.contains("pw"), "{err}");
         }
     }
 
     #[test]
     fn display_hides_credentials() {
-        let g = GitSource::parse("https://user:s3cret@host/r.git#main:sub").unwrap();
+        let g = GitSource::parse("https://user:s3cret@host/r.git#main:sub")
+            .unwrap()
+            .unwrap();
         assert_eq!(g.display(), "https://host/r.git#main:sub");
-        let g = GitSource::parse("git@host:r.git").unwrap();
+        let g = GitSource::parse("https://user:s3cret@host/r.git?tag=v1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(g.display(), "https://host/r.git?tag=v1");
+        let g = GitSource::parse("git@host:r.git").unwrap().unwrap();
         assert_eq!(g.display(), "git@host:r.git");
     }
 

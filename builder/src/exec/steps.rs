@@ -109,7 +109,9 @@ impl StageRun<'_, '_> {
                 // with --checksum, so a moved branch is a mismatch and not a stale hit), its
                 // subdir and --keep-git-dir; --chown/--chmod are in the instruction text.
                 for src in &a.sources {
-                    if let Some(g) = GitSource::parse(src) {
+                    let parsed = GitSource::parse(src)
+                        .map_err(|e| BuildError::at(&ins.span, &ins.original, e))?;
+                    if let Some(g) = parsed {
                         let p = self.git_resolve(ins, src, g, expected.as_ref())?;
                         kb = kb.input(&p.key_input(a.keep_git_dir));
                     }
@@ -398,7 +400,7 @@ impl StageRun<'_, '_> {
         let Some(c) = &a.checksum else {
             return Ok(None);
         };
-        if a.sources.iter().any(|s| GitSource::parse(s).is_some()) {
+        if a.sources.iter().any(|s| GitSource::is_git(s)) {
             if a.sources.len() != 1 || !a.heredocs.is_empty() {
                 return Err(at(&"--checksum with a git source takes no other sources"));
             }
@@ -481,7 +483,7 @@ impl StageRun<'_, '_> {
         }
         let mut repos = Vec::new();
         for src in &a.sources {
-            if let Some(g) = GitSource::parse(src) {
+            if let Some(g) = GitSource::parse(src).map_err(|e| at(&e))? {
                 repos.push(self.git_resolve(ins, src, g, expected.as_ref())?);
             }
         }
@@ -656,12 +658,12 @@ enum AddChecksum {
 
 /// An HTTP(S) URL that is not a git repository (those end in `.git`).
 fn is_url(s: &str) -> bool {
-    (s.starts_with("http://") || s.starts_with("https://")) && GitSource::parse(s).is_none()
+    (s.starts_with("http://") || s.starts_with("https://")) && !GitSource::is_git(s)
 }
 
 /// A source read from the build context: neither a URL nor a git repository.
 fn is_local(s: &str) -> bool {
-    !is_url(s) && GitSource::parse(s).is_none()
+    !is_url(s) && !GitSource::is_git(s)
 }
 
 fn one_line(s: &str) -> String {
