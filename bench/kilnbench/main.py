@@ -18,7 +18,7 @@ from .primitives import run_primitives
 from .registry import Registry, RegistryError
 from .runner import Comparison
 from .scaling import run_scaling
-from .tools import Kiln, Primitives, remove_tree
+from .tools import Kiln, Primitives, defer_removals, remove_tree, spread_stores
 from .transfer import publish, run_transfer
 from .workloads import BASE_IMAGE, BUILD_WORKLOADS
 
@@ -119,6 +119,8 @@ def main(argv: list[str]) -> int:
         old.unlink()
     remove_tree(workdir / "roots")
     (workdir / "roots").mkdir(parents=True)
+    defer_removals(workdir / "roots")
+    spread_stores(workdir / "roots")
 
     if args.kiln:
         kiln = Kiln(args.kiln.resolve())
