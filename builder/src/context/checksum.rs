@@ -32,8 +32,9 @@ struct Key {
     dev: u64,
     ino: u64,
     size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
+    // i64 like FileStat: i128 would align the whole map entry to 16 bytes.
+    mtime_ns: i64,
+    ctime_ns: i64,
 }
 
 impl From<&FileStat> for Key {
@@ -42,8 +43,8 @@ impl From<&FileStat> for Key {
             dev: s.dev,
             ino: s.ino,
             size: s.size,
-            mtime_ns: s.mtime_ns.into(),
-            ctime_ns: s.ctime_ns.into(),
+            mtime_ns: s.mtime_ns,
+            ctime_ns: s.ctime_ns,
         }
     }
 }
@@ -201,13 +202,14 @@ fn parse(text: impl io::BufRead, path: &Path) -> Result<HashMap<Box<str>, (Key, 
         let mut next = || f.next().ok_or(bad(i + 2));
         let mut sha = [0u8; 32];
         hex::decode_to_slice(next()?, &mut sha).map_err(|_| bad(i + 2))?;
-        let num = |s: &str| s.parse::<i128>().map_err(|_| bad(i + 2));
+        let unsigned = |s: &str| s.parse::<u64>().map_err(|_| bad(i + 2));
+        let signed = |s: &str| s.parse::<i64>().map_err(|_| bad(i + 2));
         let key = Key {
-            dev: num(next()?)? as u64,
-            ino: num(next()?)? as u64,
-            size: num(next()?)? as u64,
-            mtime_ns: num(next()?)?,
-            ctime_ns: num(next()?)?,
+            dev: unsigned(next()?)?,
+            ino: unsigned(next()?)?,
+            size: unsigned(next()?)?,
+            mtime_ns: signed(next()?)?,
+            ctime_ns: signed(next()?)?,
         };
         out.insert(next()?.into(), (key, sha));
     }

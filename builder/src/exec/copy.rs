@@ -3,7 +3,7 @@
 //! way Docker resolves them (relative to WORKDIR, through symlinks inside the rootfs, a single
 //! file named after a destination without a trailing slash).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -161,6 +161,15 @@ pub fn write_copy(
     };
     dirs.make_all(&base_dir, writer)?;
 
+    // Where each hard link's first name went; only names some link points at are kept
+    // (a context of 100k files has no need for a 100k-entry map).
+    let link_targets: HashSet<&str> = entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Hardlink { target } => Some(target.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut written: HashMap<&str, String> = HashMap::new();
     for e in entries {
         let path = if file_mode {
@@ -215,7 +224,9 @@ pub fn write_copy(
                 writer.add_device(rel, &meta, DeviceKind::Block, *major, *minor)?
             }
         }
-        written.insert(e.rel.as_str(), rel.to_string());
+        if link_targets.contains(e.rel.as_str()) {
+            written.insert(e.rel.as_str(), rel.to_string());
+        }
     }
     Ok(())
 }
