@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import targets
+from . import gen, targets
 from .bench import Bench
 from .runner import Comparison, Contender, compare, require
 from .tools import Buildah, BuildSpec, remove_tree
@@ -32,6 +32,7 @@ def run_workload(b: Bench, wl: BuildWorkload, section: str = "build", runs: int 
     runs = runs or b.runs
     print(f"[{section}] {wl.name}: generating workload", flush=True)
     spec = spec_for(b, wl)
+    gen.read_tree(spec.context)
     last = runs - 1
     kwarm = b.roots / f"kiln-warm-{wl.name}"
     bwarm = Buildah.new_root(b.roots, f"buildah-warm-{wl.name}")

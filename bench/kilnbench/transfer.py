@@ -53,6 +53,9 @@ def app_layout(b: Bench) -> Path:
 
 def pull_push(b: Bench, section: str, name: str, layout: Path, runs: int) -> list[Comparison]:
     src = publish(b, layout, name)
+    # What the pulls read (the registry's blobs) and the pushes send, cached for every tool.
+    gen.read_tree(b.base.dir)
+    gen.read_tree(layout)
     served = manifest_blobs(b.base.url, f"bench/{name}", "latest")
     blobs = oci.layout_blobs(layout)
     out = []
@@ -129,6 +132,7 @@ def pull_push(b: Bench, section: str, name: str, layout: Path, runs: int) -> lis
 def build_push(b: Bench, runs: int) -> Comparison:
     """`build` + `push` of a fresh app image: empty stores, empty registry."""
     spec = spec_for(b, APP)
+    gen.read_tree(spec.context)
 
     def dest() -> str:
         return f"{b.transfer.host}/bench/app-built:latest"

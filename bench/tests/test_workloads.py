@@ -144,5 +144,18 @@ class OciLayout(unittest.TestCase):
         self.assertEqual(tree_digest(a), tree_digest(b))
 
 
+class ReadTree(unittest.TestCase):
+    def test_reads_every_regular_file_once_and_skips_links(self):
+        import os
+        with tempfile.TemporaryDirectory() as d:
+            root = Path(d)
+            (root / "a").mkdir()
+            (root / "a" / "x").write_bytes(b"1" * 3000)
+            (root / "y").write_bytes(b"22")
+            os.symlink("y", root / "link")
+            os.mkfifo(root / "a" / "fifo")  # must not block
+            self.assertEqual(gen.read_tree(root), 3002)
+
+
 if __name__ == "__main__":
     unittest.main()
