@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from .measure import Sample, failed, headline, run_measured, summarize
+from .tools import purge_deferred
 from .targets import Target
 
 
@@ -108,6 +109,9 @@ def compare(
                     print(f"    warning: cleanup of {c.name} failed: {e}", file=sys.stderr)
             comparison.samples[c.name].append(sample)
             _progress(f"{c.name} #{i + 1}", sample)
+    # The next comparison's first run must not pay for this one's deletions either: its
+    # stores land in other block groups (see tools.spread_stores).
+    purge_deferred()
     return comparison
 
 

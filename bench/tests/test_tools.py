@@ -49,6 +49,13 @@ class DeferredRemovals(unittest.TestCase):
         self.tools.remove_tree(self.roots)
         self.assertFalse(self.roots.exists())
 
+    def test_purge_empties_the_trash_between_comparisons(self):
+        keep = self.store("kiln-warm")
+        self.tools.remove_tree(self.store("kiln-cold-0"))
+        self.tools.purge_deferred()
+        self.assertFalse((self.roots / ".trash").exists())
+        self.assertTrue(keep.exists())
+
     def test_low_disk_space_removes_at_once_and_empties_the_trash(self):
         self.tools.remove_tree(self.store("first"))
         from unittest import mock
