@@ -28,7 +28,7 @@ def _unmount_under(path: Path) -> None:
         subprocess.run(["umount", "-l", t], stderr=subprocess.DEVNULL, check=False)
 
 
-# Where removed stores wait until the end of the run (see `defer_removals`).
+# Where removed stores wait until the comparison ends (see `defer_removals`).
 _deferred: Path | None = None
 _TRASH = ".trash"
 # Below this much free space, removals happen at once after all.
@@ -39,8 +39,8 @@ def defer_removals(roots: Path | None) -> None:
     """Stores under `roots` that `remove_tree` removes are moved into `roots/.trash` instead,
     and deleted when the comparison ends (`purge_deferred`). A timed command must not pay for the
     deletion of the previous run's tens of thousands of files: on ext4 without a journal
-    (this machine's root filesystem), each new inode allocated within 60 s of a deletion in
-    its block group is checked against the recently deleted ones (`recently_deleted()` in
+    (this machine's root filesystem), each new inode allocated within minutes of a deletion
+    in its block group is checked against the recently deleted ones (`recently_deleted()` in
     fs/ext4/ialloc.c), which made a 10k-file unpack 2 s slower right after a cleanup. Both
     contenders get the same treatment."""
     global _deferred

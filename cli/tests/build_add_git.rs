@@ -228,6 +228,12 @@ fn context(k: &Kiln, dockerfile: &str) -> PathBuf {
     ctx
 }
 
+/// Builds `dockerfile` (a context of its own), which must fail; returns the error.
+fn build_error(k: &Kiln, dockerfile: &str) -> String {
+    let ctx = context(k, dockerfile);
+    k.cmd(["build", "-q"]).arg(&ctx).fails()
+}
+
 /// The line of `tree` for `path`, without the path.
 fn tree_line<'t>(tree: &'t str, path: &str) -> &'t str {
     let suffix = format!(" {path}");
@@ -365,15 +371,13 @@ fn keep_git_dir_keeps_a_clone_and_checksum_is_the_commit() {
     k.cmd(["inspect", "g:bad"]).fails();
 
     // a content digest is no git checksum
-    fs::write(
-        ctx.join("Dockerfile"),
-        format!(
+    let err = build_error(
+        &k,
+        &format!(
             "FROM scratch\nADD --checksum=sha256:{} {url} /x\n",
             "0".repeat(64)
         ),
-    )
-    .unwrap();
-    let err = k.cmd(["build", "-q"]).arg(&ctx).fails();
+    );
     assert!(
         err.contains("Dockerfile:2") && err.contains("full commit SHA"),
         "{err}"
@@ -434,15 +438,13 @@ fn errors_name_the_line_and_hide_credentials() {
     };
     let url = srv.url();
     let k = Kiln::new();
-    let ctx = context(&k, &format!("FROM scratch\nADD {url}#nope /x\n"));
-    let err = k.cmd(["build", "-q"]).arg(&ctx).fails();
+    let err = build_error(&k, &format!("FROM scratch\nADD {url}#nope /x\n"));
     assert!(
         err.contains("Dockerfile:2") && err.contains("\"nope\" not found"),
         "{err}"
     );
 
-    let ctx = context(&k, &format!("FROM scratch\nADD {url}#main:missing /x\n"));
-    let err = k.cmd(["build", "-q"]).arg(&ctx).fails();
+    let err = build_error(&k, &format!("FROM scratch\nADD {url}#main:missing /x\n"));
     assert!(
         err.contains("Dockerfile:2") && err.contains("subdirectory \"missing\" not found"),
         "{err}"
@@ -522,26 +524,19 @@ fn submodules_and_the_query_form() {
     assert_eq!(read("qcheck/README"), "three\n");
 
     // a checksum the branch does not name
-    fs::write(
-        ctx.join("Dockerfile"),
-        format!(
+    let err = build_error(
+        &k,
+        &format!(
             "FROM scratch\nADD {url}?branch=main&checksum={} /x\n",
             &srv.c1[..12]
         ),
-    )
-    .unwrap();
-    let err = k.cmd(["build", "-q"]).arg(&ctx).fails();
+    );
     assert!(
         err.contains("Dockerfile:2") && err.contains("checksum mismatch") && err.contains(&srv.c3),
         "{err}"
     );
     // a malformed query names the line and the key
-    fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM scratch\nADD {url}?depth=1 /x\n"),
-    )
-    .unwrap();
-    let err = k.cmd(["build", "-q"]).arg(&ctx).fails();
+    let err = build_error(&k, &format!("FROM scratch\nADD {url}?depth=1 /x\n"));
     assert!(
         err.contains("Dockerfile:2") && err.contains("unknown query key \"depth\""),
         "{err}"

@@ -111,14 +111,14 @@ impl GitSource {
                     if let Some((other, _)) = named_ref {
                         return Err(bad(format!("{other} and {key} cannot be used together")));
                     }
+                    if value.is_empty() {
+                        return Err(bad(format!("{key} is empty")));
+                    }
                     let full = match &*key {
                         "branch" => format!("refs/heads/{value}"),
                         "tag" => format!("refs/tags/{value}"),
                         _ => value.clone(),
                     };
-                    if value.is_empty() {
-                        return Err(bad(format!("{key} is empty")));
-                    }
                     named_ref = Some((key.to_string(), full));
                 }
                 "checksum" | "commit" => {
@@ -149,6 +149,26 @@ impl GitSource {
             self.reference = Some(c.clone());
         }
         Ok(())
+    }
+
+    /// `ADD --checksum` (a full commit SHA): the commit the ref must name, with a `?checksum=`
+    /// of the URL, which must then be a prefix of it.
+    pub fn require_commit(&mut self, want: &str) -> Result<(), String> {
+        if let Some(c) = &self.checksum {
+            if !want.starts_with(c.as_str()) {
+                return Err(format!(
+                    "--checksum {want} and the URL's checksum {c} disagree for {}",
+                    self.display()
+                ));
+            }
+        }
+        self.checksum = Some(want.to_string());
+        Ok(())
+    }
+
+    /// Whether `.git` stays in the checkout: `ADD --keep-git-dir` or `?keep-git-dir=true`.
+    fn keeps_git_dir(&self, flag: bool) -> bool {
+        flag || self.keep_git_dir
     }
 
     /// The source for messages: the remote without userinfo, and the fragment or query.
@@ -281,7 +301,7 @@ impl Prepared {
     /// checked out (the remote, `--chown` and `--chmod` are in the instruction text; the
     /// submodules' commits are pinned by the commit).
     pub fn key_input(&self, keep_git_dir: bool) -> registry::Digest {
-        let keep = keep_git_dir || self.source.keep_git_dir;
+        let keep = self.source.keeps_git_dir(keep_git_dir);
         let fields = serde_json::to_vec(&(
             "git",
             &self.commit,
@@ -385,7 +405,7 @@ impl Prepared {
             )?;
             submodule_dirs = listed.lines().map(|l| repo.join(l)).collect();
         }
-        if keep_git_dir || self.source.keep_git_dir {
+        if self.source.keeps_git_dir(keep_git_dir) {
             // The image keeps .git: no credentials in its config, no FETCH_HEAD naming the URL.
             let clean = redact_credentials(&self.source.remote);
             if clean != self.source.remote {
@@ -628,6 +648,14 @@ mod tests {
         assert_eq!(g.reference.as_deref(), Some("refs/heads/main"));
         assert_eq!(g.checksum.as_deref(), Some("0123abc"));
         assert!(!g.submodules && !g.keep_git_dir);
+        // ADD --checksum joins the URL's: it must extend the query's prefix.
+        let extends = format!("0123abc{}", "0".repeat(33));
+        let mut agreeing = g.clone();
+        agreeing.require_commit(&extends).unwrap();
+        assert_eq!(agreeing.checksum.as_deref(), Some(extends.as_str()));
+        let mut other = g.clone();
+        let err = other.require_commit(&"f".repeat(40)).unwrap_err();
+        assert!(err.contains("disagree") && err.contains("0123abc"), "{err}");
 
         for (src, msg) in [
             ("https://u:pw@h/r.git?ref=a#b", "not both"),

@@ -421,8 +421,8 @@ impl StageRun<'_, '_> {
             .map_err(|e| at(&format!("invalid --checksum: {e}")))
     }
 
-    /// Resolves a git source to a commit once per step; with `--checksum`, a different commit
-    /// is an error naming both.
+    /// Resolves a git source to a commit once per step; `--checksum` joins the source's own
+    /// commit check (a different commit is an error naming both).
     fn git_resolve(
         &mut self,
         ins: &Instruction,
@@ -431,24 +431,15 @@ impl StageRun<'_, '_> {
         expected: Option<&AddChecksum>,
     ) -> Result<super::git::Prepared, BuildError> {
         let at = |e: &dyn std::fmt::Display| BuildError::at(&ins.span, &ins.original, e);
-        let p = match self.git.get(src) {
-            Some(p) => p.clone(),
-            None => {
-                let p = super::git::Prepared::resolve(g, self.builder.work_dir()?)
-                    .map_err(|e| at(&e))?;
-                self.git.insert(src.to_string(), p.clone());
-                p
-            }
-        };
-        if let Some(AddChecksum::GitCommit(want)) = expected {
-            if want != &p.commit {
-                return Err(at(&format!(
-                    "checksum mismatch for {}: expected commit {want}, got {}",
-                    p.source.display(),
-                    p.commit
-                )));
-            }
+        if let Some(p) = self.git.get(src) {
+            return Ok(p.clone());
         }
+        let mut g = g;
+        if let Some(AddChecksum::GitCommit(want)) = expected {
+            g.require_commit(want).map_err(|e| at(&e))?;
+        }
+        let p = super::git::Prepared::resolve(g, self.builder.work_dir()?).map_err(|e| at(&e))?;
+        self.git.insert(src.to_string(), p.clone());
         Ok(p)
     }
 
@@ -552,15 +543,8 @@ impl StageRun<'_, '_> {
         // the Unix epoch (our choice for reproducibility, not copied from BuildKit).
         let git_mtime = self.builder.opts.source_date_epoch.unwrap_or(0);
         for p in &repos {
+            // The commit checked out is the one resolved (and checked against --checksum).
             let (dir, commit) = p.checkout(a.keep_git_dir).map_err(|e| at(&e))?;
-            if let Some(AddChecksum::GitCommit(want)) = &expected {
-                if want != &commit {
-                    return Err(at(&format!(
-                        "checksum mismatch for {}: expected commit {want}, got {commit}",
-                        p.source.display()
-                    )));
-                }
-            }
             let no_ignore = Ignore::from_patterns::<&str>(&[]).expect("empty pattern list");
             let repo = Context::with_ignore(&dir, no_ignore).map_err(|e| at(&e))?;
             let sub = p.source.subdir.clone().unwrap_or_else(|| ".".to_string());
